@@ -1,0 +1,236 @@
+"""Dynamic executor: one jitted cell kernel in a loop whose bound is this batch's own longest sequence.
+
+No graph and no fixed T: each call sorts its batch by length (longest first) so the rows still running
+at step t are a prefix, runs each layer and direction for exactly max(lengths) steps without computing
+finished rows, and undoes the sort at the end. The reverse direction runs forward over every row
+reversed within its own length. See kernels/cpu.py for the layout and graphrnn/executors.py for the
+contract. Roughly equivalent to ``kernels.reference.stack_forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphrnn.kernels import cpu
+
+# At or below this many rows the whole time loop runs inside one jitted kernel with an in-jit product;
+# above it, a Python loop calls NumPy's BLAS for h W_hh^T and a jitted kernel for the gate maths.
+# (PERF-NOTES: BLAS from NumPy wins from B ~ 16; per-step Python overhead dominates at B = 1.)
+JIT_LOOP_MAX_BATCH = 8
+
+
+@dataclass
+class _DirTape:
+    out: np.ndarray  # (T, B, H) outputs in processing order (reversed rows for the reverse direction)
+    h0: np.ndarray  # (B, H)
+    c0: np.ndarray | None
+    gates: np.ndarray | None  # activated gates (T, B, G*H); None for RNN (its output is enough)
+    c_all: np.ndarray | None  # LSTM cell states (T, B, H)
+    ghn: np.ndarray | None  # GRU W_hn h + b_hn (T, B, H)
+
+
+@dataclass
+class Tape:
+    spec: object
+    params: dict
+    order: np.ndarray  # sort permutation: sorted row i is original row order[i]
+    batch_sizes: np.ndarray  # (T,) rows still running at each step
+    rev_idx: np.ndarray | None  # (T, B) time index of each row reversed within its length
+    inputs: list = field(default_factory=list)  # per layer, its input (T, B, I_l) in sorted order
+    masks: list | None = None  # dropout factors, sorted order
+    dirs: list = field(default_factory=list)  # per layer * D + d, a _DirTape
+
+
+def _reverse_index(lengths_sorted: np.ndarray, T: int) -> np.ndarray:
+    """idx[t, b] = len_b - 1 - t for t < len_b, else t: reverses each row within its length (involution)."""
+    t = np.arange(T)[:, None]
+    return np.where(t < lengths_sorted[None, :], lengths_sorted[None, :] - 1 - t, t)
+
+
+def _gather_time(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """a (T, B, F) -> a[idx[t, b], b] (T, B, F), contiguous."""
+    return a[idx, np.arange(a.shape[1])[None, :]]
+
+
+def _input_projection(spec, inp, W_ih, b_ih, b_hh):
+    """Hoisted: x W_ih^T + b_ih for all steps in one GEMM; RNN and LSTM fold b_hh in here as well."""
+    T, B, I = inp.shape
+    xw = (inp.reshape(T * B, I) @ W_ih.T).reshape(T, B, -1)
+    if b_ih is not None:
+        xw += b_ih
+        if spec.cell != "gru":
+            xw += b_hh
+    return xw
+
+
+def _run_direction(spec, xw, W_hh, b_hh, batch_sizes, h, c, keep):
+    """Run one layer and direction over xw (T, B, G*H); h, c updated in place to the final state."""
+    T, B, GH = xw.shape
+    H = spec.hidden_size
+    dt = xw.dtype
+    out = np.zeros((T, B, H), dtype=dt)
+    steps = T if keep else 1
+    relu = spec.cell == "rnn_relu"
+    gates = c_all = ghn = None
+    if spec.cell == "lstm":
+        gates = np.empty((steps, B, GH), dtype=dt)
+        c_all = np.zeros((T if keep else 0, B, H), dtype=dt)
+    elif spec.cell == "gru":
+        gates = np.empty((steps, B, GH), dtype=dt)
+        ghn = np.empty((steps, B, H), dtype=dt)
+        b_hh = np.zeros(GH, dtype=dt) if b_hh is None else b_hh
+
+    if B <= JIT_LOOP_MAX_BATCH:
+        W_hhT = np.ascontiguousarray(W_hh.T)
+        if spec.cell == "lstm":
+            cpu.lstm_forward_seq(xw, W_hhT, batch_sizes, h, c, out, c_all, gates)
+        elif spec.cell == "gru":
+            cpu.gru_forward_seq(xw, W_hhT, b_hh, batch_sizes, h, out, gates, ghn)
+        else:
+            cpu.rnn_forward_seq(xw, W_hhT, batch_sizes, relu, h, out)
+    else:
+        W_hhT = W_hh.T  # a transposed view: BLAS reads it without a copy
+        gh = np.empty((B, GH), dtype=dt)
+        for t in range(T):
+            nb = int(batch_sizes[t])
+            np.matmul(h[:nb], W_hhT, out=gh[:nb])
+            s = t if keep else 0
+            if spec.cell == "lstm":
+                cpu.lstm_cell_forward(xw[t], gh, nb, h, c, out[t], gates[s])
+                if keep:
+                    c_all[t, :nb] = c[:nb]
+            elif spec.cell == "gru":
+                cpu.gru_cell_forward(xw[t], gh, b_hh, nb, h, out[t], gates[s], ghn[s])
+            else:
+                cpu.rnn_cell_forward(xw[t], gh, nb, relu, h, out[t])
+    return out, gates, c_all, ghn
+
+
+def forward(spec, params, x, lengths, h0, c0, masks, keep):
+    """The executor contract's forward (graphrnn/executors.py)."""
+    T, B, _ = x.shape
+    H, D, L = spec.hidden_size, spec.directions, spec.num_layers
+    order = np.argsort(-lengths, kind="stable")
+    lengths_sorted = lengths[order]
+    batch_sizes = (lengths_sorted[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
+    rev_idx = _reverse_index(lengths_sorted, T) if D == 2 else None
+    masks_sorted = [np.ascontiguousarray(m[:, order]) for m in masks] if masks is not None else None
+    tape = Tape(spec, params, order, batch_sizes, rev_idx, masks=masks_sorted) if keep else None
+
+    h_n = np.empty_like(h0)
+    c_n = np.empty_like(c0) if c0 is not None else None
+    layer_in = np.ascontiguousarray(x[:, order])
+    for layer in range(L):
+        if keep:
+            tape.inputs.append(layer_in)
+        layer_out = np.empty((T, B, D * H), dtype=x.dtype)
+        for d in range(D):
+            k = layer * D + d
+            W_ih, W_hh, b_ih, b_hh = spec.layer_params(params, layer, d)
+            inp = layer_in if d == 0 else _gather_time(layer_in, rev_idx)
+            xw = _input_projection(spec, inp, W_ih, b_ih, b_hh)
+            h = np.ascontiguousarray(h0[k][order])
+            c = np.ascontiguousarray(c0[k][order]) if c0 is not None else None
+            if keep:
+                h0_k, c0_k = h.copy(), (c.copy() if c is not None else None)
+            out, gates, c_all, ghn = _run_direction(spec, xw, W_hh, b_hh, batch_sizes, h, c, keep)
+            if keep:
+                tape.dirs.append(_DirTape(out, h0_k, c0_k, gates, c_all, ghn))
+            layer_out[:, :, d * H : (d + 1) * H] = out if d == 0 else _gather_time(out, rev_idx)
+            h_n[k] = h
+            if c_n is not None:
+                c_n[k] = c
+        if masks_sorted is not None and layer < L - 1:
+            layer_out *= masks_sorted[layer]
+        layer_in = layer_out
+
+    inv = np.argsort(order)
+    out = np.ascontiguousarray(layer_in[:, inv])
+    h_n = np.ascontiguousarray(h_n[:, inv])
+    if c_n is not None:
+        c_n = np.ascontiguousarray(c_n[:, inv])
+    return out, h_n, c_n, tape
+
+
+def _backward_direction(spec, dtape, g, W_hh, batch_sizes, dh, dc):
+    """BPTT over one layer and direction. g (T, B, H) output gradient in processing order; dh, dc enter
+    as g_hn, g_cn and leave as g_h0, g_c0. Returns (dxw, dgh), the input- and hidden-side pre-activation
+    gradients (T, B, G*H) (the same array for RNN and LSTM)."""
+    T, B, H = g.shape
+    GH = W_hh.shape[0]
+    relu = spec.cell == "rnn_relu"
+    dxw = np.zeros((T, B, GH), dtype=g.dtype)
+    dgh = np.zeros((T, B, GH), dtype=g.dtype) if spec.cell == "gru" else dxw
+    if B <= JIT_LOOP_MAX_BATCH:
+        if spec.cell == "lstm":
+            cpu.lstm_backward_seq(W_hh, g, dtape.gates, dtape.c_all, dtape.c0, batch_sizes, dh, dc, dxw)
+        elif spec.cell == "gru":
+            cpu.gru_backward_seq(W_hh, g, dtape.out, dtape.h0, dtape.gates, dtape.ghn, batch_sizes, dh, dxw, dgh)
+        else:
+            cpu.rnn_backward_seq(W_hh, g, dtape.out, batch_sizes, relu, dh, dxw)
+        return dxw, dgh
+    dh_rec = np.empty((B, H), dtype=g.dtype)
+    for t in range(T - 1, -1, -1):
+        nb = int(batch_sizes[t])
+        if spec.cell == "lstm":
+            c_prev = dtape.c_all[t - 1] if t > 0 else dtape.c0
+            cpu.lstm_cell_backward(g[t], dtape.gates[t], dtape.c_all[t], c_prev, nb, dh, dc, dxw[t])
+            np.matmul(dxw[t, :nb], W_hh, out=dh[:nb])
+        elif spec.cell == "gru":
+            h_prev = dtape.out[t - 1] if t > 0 else dtape.h0
+            cpu.gru_cell_backward(g[t], dtape.gates[t], dtape.ghn[t], h_prev, nb, dh, dxw[t], dgh[t])
+            np.matmul(dgh[t, :nb], W_hh, out=dh_rec[:nb])
+            dh[:nb] += dh_rec[:nb]
+        else:
+            cpu.rnn_cell_backward(g[t], dtape.out[t], nb, relu, dh, dxw[t])
+            np.matmul(dxw[t, :nb], W_hh, out=dh[:nb])
+    return dxw, dgh
+
+
+def backward(tape, g_out, g_hn, g_cn):
+    """The executor contract's backward (graphrnn/executors.py)."""
+    spec, params, order = tape.spec, tape.params, tape.order
+    H, D, L = spec.hidden_size, spec.directions, spec.num_layers
+    T, B, _ = g_out.shape
+    grads = {}
+    g_h0 = np.empty_like(g_hn)
+    g_c0 = np.empty_like(g_cn) if g_cn is not None else None
+    g_layer = g_out[:, order]
+    for layer in range(L - 1, -1, -1):
+        inp = tape.inputs[layer]
+        g_in = np.zeros_like(inp)
+        for d in range(D):
+            k = layer * D + d
+            s = spec.suffix(layer, d)
+            W_ih, W_hh, b_ih, _ = spec.layer_params(params, layer, d)
+            dtape = tape.dirs[k]
+            g = g_layer[:, :, d * H : (d + 1) * H]
+            g = np.ascontiguousarray(g) if d == 0 else _gather_time(g, tape.rev_idx)
+            dh = np.ascontiguousarray(g_hn[k][order])
+            dc = np.ascontiguousarray(g_cn[k][order]) if g_cn is not None else None
+            dxw, dgh = _backward_direction(spec, dtape, g, W_hh, tape.batch_sizes, dh, dc)
+
+            # Parameter gradients as whole-sequence GEMMs (inactive rows contribute zeros).
+            h_prev = np.concatenate([dtape.h0[None], dtape.out[:-1]], axis=0)
+            dxw2, dgh2 = dxw.reshape(T * B, -1), dgh.reshape(T * B, -1)
+            x_dir = inp if d == 0 else _gather_time(inp, tape.rev_idx)
+            grads["weight_ih" + s] = dxw2.T @ x_dir.reshape(T * B, -1)
+            grads["weight_hh" + s] = dgh2.T @ h_prev.reshape(T * B, H)
+            if b_ih is not None:
+                grads["bias_ih" + s] = dxw2.sum(axis=0)
+                grads["bias_hh" + s] = dgh2.sum(axis=0)
+            g_x = (dxw2 @ W_ih).reshape(T, B, -1)
+            g_in += g_x if d == 0 else _gather_time(g_x, tape.rev_idx)
+            g_h0[k] = dh
+            if g_c0 is not None:
+                g_c0[k] = dc
+        g_layer = g_in * tape.masks[layer - 1] if (layer > 0 and tape.masks is not None) else g_in
+
+    inv = np.argsort(order)
+    grads["input"] = np.ascontiguousarray(g_layer[:, inv])
+    grads["h0"] = np.ascontiguousarray(g_h0[:, inv])
+    if g_c0 is not None:
+        grads["c0"] = np.ascontiguousarray(g_c0[:, inv])
+    return grads

@@ -1,0 +1,263 @@
+"""Jitted CPU kernels of the dynamic executor: cell steps and whole-sequence loops, forward and BPTT.
+
+Layout shared by every kernel here (the dynamic executor prepares it):
+- the batch is sorted by length, longest first, so the rows still running at step t are the prefix
+  [0, nb) with nb = batch_sizes[t] (as in a packed sequence); finished rows are never computed;
+- the reverse direction is run as a forward pass over each row reversed within its own length, so
+  every kernel walks t = 0 .. T-1 and h_{t-1} of a running row is always out[t-1] (or h0);
+- the input projection xw = x W_ih^T + b_ih (+ b_hh for RNN and LSTM) of all steps is hoisted out as one
+  GEMM; a kernel adds only the recurrent product gh = h W_hh^T (+ b_hh for GRU, where the reset gate
+  multiplies W_hn h + b_hn);
+- state arrays h, c (B, H) are updated in place: they enter as h0, c0 and leave as h_n, c_n, and in the
+  backward kernels dh, dc enter as dL/dh_n, dL/dc_n and leave as dL/dh0, dL/dc0.
+
+Two ways to drive a sequence: ``*_forward_seq``/``*_backward_seq`` keep the time loop inside jitted code
+with a hand-written row product (fastest at small batch, where per-step Python overhead dominates);
+``*_cell_forward``/``*_cell_backward`` do one step's gate math and are called from a Python loop whose
+recurrent product runs in NumPy's BLAS (fastest at larger batch). Both share the same cell functions.
+Every kernel expects T >= 1 and B >= 1 (the executor handles empty inputs).
+Letters: T steps, B batch, H hidden, G gates (RNN 1, LSTM 4 in order i f g o, GRU 3 in order r z n).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphrnn.kernels._jit import jit
+
+# ---------------------------------------------------------------------------------------------- scalars
+
+
+@jit
+def _sigmoid(v, one):
+    # two branches so exp never sees a large positive argument (no overflow, no inf/inf)
+    if v >= 0:
+        return one / (one + math.exp(-v))
+    e = math.exp(v)
+    return e / (one + e)
+
+
+@jit
+def matmul_rows(a, w, nb, out, accumulate):
+    """out[:nb] (+)= a[:nb] @ w for a (B, K), w (K, N), out (B, N): the in-jit product for small batch.
+
+    The inner loop runs along a contiguous row of w and out, so LLVM vectorises it.
+    """
+    K, N = w.shape
+    zero = out.dtype.type(0)
+    for b in range(nb):
+        if not accumulate:
+            for j in range(N):
+                out[b, j] = zero
+        for k in range(K):
+            ak = a[b, k]
+            for j in range(N):
+                out[b, j] += ak * w[k, j]
+
+
+# ------------------------------------------------------------------------------------------ cell steps
+
+
+@jit
+def rnn_cell_forward(xw_t, gh, nb, relu, h, out_t):
+    """h[:nb] = act(xw_t + gh) for rows < nb; out_t[:nb] = h[:nb]. xw_t, gh, h, out_t (B, H)."""
+    H = h.shape[1]
+    zero = h.dtype.type(0)
+    for b in range(nb):
+        for j in range(H):
+            v = xw_t[b, j] + gh[b, j]
+            v = (v if v > zero else zero) if relu else math.tanh(v)
+            h[b, j] = v
+            out_t[b, j] = v
+
+
+@jit
+def rnn_cell_backward(g_out_t, out_t, nb, relu, dh, dpre_t):
+    """dpre_t[:nb] = (g_out_t + dh) * act'(.) from the saved output out_t. dh (B, H) is dL/dh_t in.
+
+    The caller then sets dh[:nb] = dpre_t[:nb] @ W_hh.
+    """
+    H = dh.shape[1]
+    one = dh.dtype.type(1)
+    zero = dh.dtype.type(0)
+    for b in range(nb):
+        for j in range(H):
+            g = g_out_t[b, j] + dh[b, j]
+            y = out_t[b, j]
+            dpre_t[b, j] = (g if y > zero else zero) if relu else g * (one - y * y)
+
+
+@jit
+def lstm_cell_forward(xw_t, gh, nb, h, c, out_t, gates_t):
+    """One LSTM step on rows < nb. xw_t, gh (B, 4H) pre-activations; h, c (B, H) state in place;
+    out_t (B, H) gets h'; gates_t (B, 4H) gets the activated i, f, g, o for backward."""
+    H = h.shape[1]
+    one = h.dtype.type(1)
+    for b in range(nb):
+        for j in range(H):
+            i = _sigmoid(xw_t[b, j] + gh[b, j], one)
+            f = _sigmoid(xw_t[b, H + j] + gh[b, H + j], one)
+            g = math.tanh(xw_t[b, 2 * H + j] + gh[b, 2 * H + j])
+            o = _sigmoid(xw_t[b, 3 * H + j] + gh[b, 3 * H + j], one)
+            cn = f * c[b, j] + i * g
+            hn = o * math.tanh(cn)
+            c[b, j] = cn
+            h[b, j] = hn
+            out_t[b, j] = hn
+            gates_t[b, j] = i
+            gates_t[b, H + j] = f
+            gates_t[b, 2 * H + j] = g
+            gates_t[b, 3 * H + j] = o
+
+
+@jit
+def lstm_cell_backward(g_out_t, gates_t, c_t, c_prev, nb, dh, dc, dpre_t):
+    """BPTT through one LSTM step on rows < nb.
+
+    dh, dc (B, H): dL/dh_t, dL/dc_t in (excluding g_out_t); dc leaves as dL/dc_{t-1}. dpre_t (B, 4H) gets
+    the pre-activation gradients; the caller then sets dh[:nb] = dpre_t[:nb] @ W_hh.
+    """
+    H = dh.shape[1]
+    one = dh.dtype.type(1)
+    for b in range(nb):
+        for j in range(H):
+            i = gates_t[b, j]
+            f = gates_t[b, H + j]
+            g = gates_t[b, 2 * H + j]
+            o = gates_t[b, 3 * H + j]
+            tc = math.tanh(c_t[b, j])
+            gh = g_out_t[b, j] + dh[b, j]
+            gc = dc[b, j] + gh * o * (one - tc * tc)
+            dpre_t[b, j] = gc * g * i * (one - i)
+            dpre_t[b, H + j] = gc * c_prev[b, j] * f * (one - f)
+            dpre_t[b, 2 * H + j] = gc * i * (one - g * g)
+            dpre_t[b, 3 * H + j] = gh * tc * o * (one - o)
+            dc[b, j] = gc * f
+
+
+@jit
+def gru_cell_forward(xw_t, gh, b_hh, nb, h, out_t, gates_t, ghn_t):
+    """One GRU step on rows < nb. xw_t (B, 3H) = x W_ih^T + b_ih; gh (B, 3H) = h W_hh^T (bias added here);
+    h (B, H) state in place; out_t gets h'; gates_t (B, 3H) gets r, z, n; ghn_t (B, H) gets W_hn h + b_hn."""
+    H = h.shape[1]
+    one = h.dtype.type(1)
+    for b in range(nb):
+        for j in range(H):
+            r = _sigmoid(xw_t[b, j] + gh[b, j] + b_hh[j], one)
+            z = _sigmoid(xw_t[b, H + j] + gh[b, H + j] + b_hh[H + j], one)
+            hn_part = gh[b, 2 * H + j] + b_hh[2 * H + j]
+            n = math.tanh(xw_t[b, 2 * H + j] + r * hn_part)
+            hv = (one - z) * n + z * h[b, j]
+            h[b, j] = hv
+            out_t[b, j] = hv
+            gates_t[b, j] = r
+            gates_t[b, H + j] = z
+            gates_t[b, 2 * H + j] = n
+            ghn_t[b, j] = hn_part
+
+
+@jit
+def gru_cell_backward(g_out_t, gates_t, ghn_t, h_prev, nb, dh, dxw_t, dgh_t):
+    """BPTT through one GRU step on rows < nb.
+
+    dh (B, H): dL/dh_t in (excluding g_out_t), leaves holding the direct part dL/dh_{t-1} = dh * z; the
+    caller then adds dgh_t[:nb] @ W_hh. dxw_t, dgh_t (B, 3H): gradients of the input-side and hidden-side
+    pre-activations (they differ in the n block, where the reset gate multiplies the hidden side).
+    """
+    H = dh.shape[1]
+    one = dh.dtype.type(1)
+    for b in range(nb):
+        for j in range(H):
+            r = gates_t[b, j]
+            z = gates_t[b, H + j]
+            n = gates_t[b, 2 * H + j]
+            g = g_out_t[b, j] + dh[b, j]
+            dn = g * (one - z) * (one - n * n)
+            dz = g * (h_prev[b, j] - n) * z * (one - z)
+            dr = dn * ghn_t[b, j] * r * (one - r)
+            dxw_t[b, j] = dr
+            dxw_t[b, H + j] = dz
+            dxw_t[b, 2 * H + j] = dn
+            dgh_t[b, j] = dr
+            dgh_t[b, H + j] = dz
+            dgh_t[b, 2 * H + j] = dn * r
+            dh[b, j] = g * z
+
+
+# ---------------------------------------------------------------------------- whole sequences in jit
+
+
+@jit
+def rnn_forward_seq(xw, W_hhT, batch_sizes, relu, h, out):
+    """xw (T, B, H) with both biases folded in; W_hhT (H, H); h (B, H) h0 -> h_n; out (T, B, H) zeros."""
+    T = xw.shape[0]
+    gh = np.empty_like(h)
+    for t in range(T):
+        nb = batch_sizes[t]
+        matmul_rows(h, W_hhT, nb, gh, False)
+        rnn_cell_forward(xw[t], gh, nb, relu, h, out[t])
+
+
+@jit
+def rnn_backward_seq(W_hh, g_out, out, batch_sizes, relu, dh, dpre):
+    """dh (B, H) g_hn -> g_h0; dpre (T, B, H) zeros, gets the pre-activation gradients."""
+    for t in range(g_out.shape[0] - 1, -1, -1):
+        nb = batch_sizes[t]
+        rnn_cell_backward(g_out[t], out[t], nb, relu, dh, dpre[t])
+        matmul_rows(dpre[t], W_hh, nb, dh, False)
+
+
+@jit
+def lstm_forward_seq(xw, W_hhT, batch_sizes, h, c, out, c_all, gates):
+    """xw (T, B, 4H) with both biases folded in; W_hhT (H, 4H); h, c (B, H) h0, c0 -> h_n, c_n.
+
+    out (T, B, H) zeros. Training: c_all (T, B, H) and gates (T, B, 4H) keep every step for backward.
+    Inference: pass c_all with 0 steps and gates with 1 step (a scratch row, overwritten each step).
+    """
+    T = xw.shape[0]
+    keep = c_all.shape[0] == T
+    gh = np.empty((h.shape[0], xw.shape[2]), dtype=h.dtype)
+    for t in range(T):
+        nb = batch_sizes[t]
+        matmul_rows(h, W_hhT, nb, gh, False)
+        lstm_cell_forward(xw[t], gh, nb, h, c, out[t], gates[t if keep else 0])
+        if keep:
+            c_all[t, :nb] = c[:nb]
+
+
+@jit
+def lstm_backward_seq(W_hh, g_out, gates, c_all, c0, batch_sizes, dh, dc, dpre):
+    """dh, dc (B, H) g_hn, g_cn -> g_h0, g_c0; dpre (T, B, 4H) zeros, gets pre-activation gradients."""
+    for t in range(g_out.shape[0] - 1, -1, -1):
+        nb = batch_sizes[t]
+        c_prev = c_all[t - 1] if t > 0 else c0
+        lstm_cell_backward(g_out[t], gates[t], c_all[t], c_prev, nb, dh, dc, dpre[t])
+        matmul_rows(dpre[t], W_hh, nb, dh, False)
+
+
+@jit
+def gru_forward_seq(xw, W_hhT, b_hh, batch_sizes, h, out, gates, ghn):
+    """xw (T, B, 3H) = x W_ih^T + b_ih; W_hhT (H, 3H); b_hh (3H,); h (B, H) h0 -> h_n; out zeros.
+
+    Training: gates (T, B, 3H) and ghn (T, B, H) keep every step; inference: one scratch step each.
+    """
+    T = xw.shape[0]
+    keep = gates.shape[0] == T
+    gh = np.empty((h.shape[0], xw.shape[2]), dtype=h.dtype)
+    for t in range(T):
+        nb = batch_sizes[t]
+        matmul_rows(h, W_hhT, nb, gh, False)
+        s = t if keep else 0
+        gru_cell_forward(xw[t], gh, b_hh, nb, h, out[t], gates[s], ghn[s])
+
+
+@jit
+def gru_backward_seq(W_hh, g_out, out, h0, gates, ghn, batch_sizes, dh, dxw, dgh):
+    """dh (B, H) g_hn -> g_h0; dxw, dgh (T, B, 3H) zeros, get input- and hidden-side gradients."""
+    for t in range(g_out.shape[0] - 1, -1, -1):
+        nb = batch_sizes[t]
+        h_prev = out[t - 1] if t > 0 else h0
+        gru_cell_backward(g_out[t], gates[t], ghn[t], h_prev, nb, dh, dxw[t], dgh[t])
+        matmul_rows(dgh[t], W_hh, nb, dh, True)
