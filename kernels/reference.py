@@ -43,6 +43,35 @@ def gru_step(xw, gh, h):
     return (1 - z) * n + z * h, np.concatenate([r, z, n], axis=1)
 
 
+def rnn_step_backward(g_h, h_new, nonlinearity="tanh"):
+    """dL/dpre (B, H) from dL/dh' and the step's output h'."""
+    return g_h * (1 - h_new * h_new) if nonlinearity == "tanh" else g_h * (h_new > 0)
+
+
+def lstm_step_backward(g_h, g_c, gates, c_new, c_prev):
+    """From dL/dh', dL/dc' (B, H), activated gates (B, 4H) and c', c -> (dL/dpre (B, 4H), dL/dc (B, H))."""
+    H = c_new.shape[1]
+    i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+    tc = np.tanh(c_new)
+    gc = g_c + g_h * o * (1 - tc * tc)
+    dpre = np.concatenate([gc * g * i * (1 - i), gc * c_prev * f * (1 - f), gc * i * (1 - g * g),
+                           g_h * tc * o * (1 - o)], axis=1)
+    return dpre, gc * f
+
+
+def gru_step_backward(g_h, gates, ghn, h_prev):
+    """From dL/dh' (B, H), gates r, z, n (B, 3H), ghn = W_hn h + b_hn and h -> (dxw, dgh (B, 3H), direct dL/dh).
+
+    dxw is the gradient of x W_ih^T + b_ih, dgh that of h W_hh^T + b_hh; the full dL/dh = direct + dgh W_hh.
+    """
+    H = h_prev.shape[1]
+    r, z, n = (gates[:, k * H : (k + 1) * H] for k in range(3))
+    dn = g_h * (1 - z) * (1 - n * n)
+    dz = g_h * (h_prev - n) * z * (1 - z)
+    dr = dn * ghn * r * (1 - r)
+    return np.concatenate([dr, dz, dn], axis=1), np.concatenate([dr, dz, dn * r], axis=1), g_h * z
+
+
 def cell_step(cell, x, h, c, W_ih, W_hh, b_ih, b_hh):
     """One step of any cell from raw inputs: x (B, I), h, c (B, H) -> (h', c') (c' None unless LSTM)."""
     G = W_hh.shape[0]
@@ -97,3 +126,63 @@ def stack_forward(spec, params, x, lengths=None, h0=None, c0=None, masks=None):
             layer_in = layer_in * masks[layer]
     return layer_in, h_n, c_n
 
+
+
+# --- masked one-step twins of kernels/masked.py (static executor): rows with mask 0 keep their state ---
+
+
+def rnn_masked_step(xw, gh, h_prev, mask, nonlinearity="tanh"):
+    """xw, gh, h_prev (B, H); mask (B,) -> h' (B, H): the new state on valid rows, h_prev on masked rows."""
+    return np.where(mask[:, None] != 0, rnn_step(xw, gh, nonlinearity), h_prev)
+
+
+def lstm_masked_step(xw, gh, c_prev, h_prev, mask):
+    """xw, gh (B, 4H); c_prev, h_prev (B, H); mask (B,) -> (h', c' (B, H), gates (B, 4H), 0 on masked rows)."""
+    valid = mask[:, None] != 0
+    h, c, gates = lstm_step(xw, gh, c_prev)
+    return np.where(valid, h, h_prev), np.where(valid, c, c_prev), np.where(valid, gates, 0).astype(xw.dtype)
+
+
+def gru_masked_step(xw, gh, h_prev, mask):
+    """xw, gh (B, 3H); h_prev (B, H); mask (B,) -> (h' (B, H), gates (B, 3H) r, z, n, 0 on masked rows)."""
+    valid = mask[:, None] != 0
+    h, gates = gru_step(xw, gh, h_prev)
+    return np.where(valid, h, h_prev), np.where(valid, gates, 0).astype(xw.dtype)
+
+
+def rnn_masked_step_bwd(dh, h, mask, nonlinearity="tanh"):
+    """dh, h (the step's output state) (B, H) -> (dpre (B, H), dh_prev (B, H): dh passed through masked rows)."""
+    valid = mask[:, None] != 0
+    deriv = (h > 0).astype(h.dtype) if nonlinearity == "relu" else 1 - h * h
+    return np.where(valid, dh * deriv, 0).astype(dh.dtype), np.where(valid, 0, dh).astype(dh.dtype)
+
+
+def lstm_masked_step_bwd(dh, dc, gates, c, c_prev, mask):
+    """dh, dc (B, H); gates (B, 4H), c (B, H) outputs; c_prev (B, H) -> (dpre (B, 4H), dh_prev, dc_prev (B, H)).
+
+    dh_prev is only the masked rows' pass-through; the valid rows' part is dpre @ W_hh.
+    """
+    H = dh.shape[1]
+    valid = mask[:, None] != 0
+    i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+    tc = np.tanh(c)
+    dct = dc + dh * o * (1 - tc * tc)
+    dpre = np.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dct * i * (1 - g * g),
+                           dh * tc * o * (1 - o)], axis=1)
+    dt = dh.dtype
+    return (np.where(valid, dpre, 0).astype(dt), np.where(valid, 0, dh).astype(dt),
+            np.where(valid, dct * f, dc).astype(dt))
+
+
+def gru_masked_step_bwd(dh, gates, h_prev, gh, mask):
+    """dh (B, H); gates (B, 3H), h_prev (B, H), gh (B, 3H) -> (dxw, dgh (B, 3H), dh_prev (B, H))."""
+    H = dh.shape[1]
+    valid = mask[:, None] != 0
+    r, z, n = (gates[:, k * H : (k + 1) * H] for k in range(3))
+    dn = dh * (1 - z) * (1 - n * n)
+    dr = dn * gh[:, 2 * H :] * r * (1 - r)
+    dz = dh * (h_prev - n) * z * (1 - z)
+    dt = dh.dtype
+    return (np.where(valid, np.concatenate([dr, dz, dn], axis=1), 0).astype(dt),
+            np.where(valid, np.concatenate([dr, dz, dn * r], axis=1), 0).astype(dt),
+            np.where(valid, dh * z, dh).astype(dt))
