@@ -38,7 +38,7 @@ def as_float_array(name, value, dtype) -> np.ndarray:
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a float array (float32 or float64), got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
 
 
 def _check_shape(name, arr, expected):
