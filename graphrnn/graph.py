@@ -1,33 +1,36 @@
-"""A tiny static graph engine: build nodes, differentiate, compile to a plan of kernel calls over planned buffers.
+"""A tiny static graph engine: build nodes, differentiate, compile to kernel calls over planned buffers.
 
 A graph is a list of nodes. A node has an op (a name in ``OPS``), inputs (values of earlier nodes) and
-attributes; it produces one or more values, each with a fixed shape and dtype. Everything an op is lives
-in one table entry: its shape rule, its forward kernel call, its VJP (how its backward is built from other
-ops) and its NumPy twin (what ``evaluate`` runs, and what tests compare the plan against).
+attributes; it produces one or more values, each with a fixed shape and dtype. Everything an op is sits in
+one table entry (``Op``): its shape rule, its forward kernel call, its VJP (the backward nodes it adds)
+and its NumPy twin (what ``evaluate`` runs; tests compare compiled plans against it). A new op supplies
+those four and nothing else.
 
 Primitive ops (letters: T steps, B rows, K in features, N out features, H hidden, G gates):
 
-====================  =========================================  ==========================================
-op                    forward                                     VJP (adds these nodes)
-====================  =========================================  ==========================================
-input                 a fed array (name, shape, dtype)            (a leaf)
-zeros                 0 of a shape                                (a leaf)
-linear  x, W[, b]     x (..., K) @ W (N, K)^T + b (N,)            matmul(g, W), wgrad(g, x), colsum(g)
-matmul  g, W          g (..., N) @ W (N, K) -> (..., K)           backward-only
-wgrad   g, x          sum over rows of g^T x -> (N, K)            backward-only
-colsum  g             sum over rows of g -> (N,)                  backward-only
-add_n   a, b, ...     a + b + ...                                 g to each input
-mul     a, b          a * b (same shape)                          mul(g, b), mul(g, a)
-mask_rows  Y, M       Y (T, B, F) * M (T, B)[..., None]           mask_rows(g, M)
-unstack X             views X[t][..., d*F:(d+1)*F]  (groups)      stack of the output gradients
-stack   parts         (T,) + part shape, parts side by side        unstack(g)
-rnn_cell / lstm_cell / gru_cell   one masked step (kernels.masked)  the matching *_cell_bwd
-====================  =========================================  ==========================================
+==================  ======================================  =======================================
+op, inputs          forward                                 VJP (adds these nodes)
+==================  ======================================  =======================================
+input               a fed array (name, shape, dtype)        (a leaf)
+zeros               zeros of a shape                        (a leaf)
+linear x, W[, b]    x (..., K) @ W (N, K)^T + b (N,)        matmul(g, W), wgrad(g, x), colsum(g)
+matmul g, W         g (..., N) @ W (N, K) -> (..., K)       (backward only)
+wgrad g, x          g^T x over all rows -> (N, K)           (backward only)
+colsum g            g summed over all rows -> (N,)          (backward only)
+add_n a, b, ...     a + b + ...                             g to each input
+mul a, b            a * b, same shapes                      mul(g, b), mul(g, a)
+mask_rows Y, M      Y (T, B, F) * M (T, B)[..., None]       mask_rows(g, M)
+unstack X           views X[t][..., d*F:(d+1)*F]            stack of the outputs' gradients
+stack parts         (T,) + part shape, groups side by side  unstack(g)
+rnn_cell, ...       one masked step (kernels/masked.py)     rnn_cell_bwd, lstm_cell_bwd, gru_cell_bwd
+==================  ======================================  =======================================
 
-``compile(graph, *phases)`` runs the hoisting pass (``hoist``), schedules the nodes each phase needs by a
-depth-first walk from its outputs, plans buffers by liveness, and returns a ``Plan``. A plan is run through
-an ``Instance`` (its own buffers, each kernel call bound once to arrays), so runs never allocate and
-several callers can hold instances of one plan at once. The graph knows nothing of files, CLI or modules.
+``Graph.grad`` is reverse-mode differentiation: a reverse walk that adds the VJP nodes to the same graph.
+``compile(graph, *phases)`` runs the hoisting pass (``hoist``), schedules what each phase needs (depth-
+first from its outputs, so dead nodes are dropped), places stacked values straight into their slot,
+assigns buffers by liveness, and returns a ``Plan``. A plan runs through an ``Instance`` (one arena,
+every kernel call bound to its arrays once), so a run allocates nothing, and several callers can each
+hold an instance of one plan. The graph knows nothing of files, CLI or modules.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ import bisect
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -103,7 +106,8 @@ class Op:
 
 
 class Graph:
-    """Nodes in creation order (always a topological order), plus the named inputs."""
+    """Nodes in creation order plus the named inputs. Order for running comes from ``schedule`` (a pass
+    may append a node that earlier nodes now use)."""
 
     def __init__(self):
         self.nodes: list[Node] = []
@@ -161,7 +165,6 @@ class Graph:
         """
         outputs = [self.resolve(v) for v in outputs]
         order = schedule([outputs])
-        wanted = set(wrt)
         live = {v.node for v in wrt}
         for n in order:  # nodes downstream of wrt: only their VJPs matter
             if n not in live and any(v.node in live for v in n.inputs):
@@ -170,13 +173,15 @@ class Graph:
         for v, s in zip(outputs, seeds):
             contribs.setdefault(v, []).append(s)
         for n in reversed(order):
-            if n not in live or not OPS[n.op].vjp:
+            if n not in live or n.op == "input":
                 continue
             gouts = [self._sum(contribs.pop(v, None)) for v in n.outputs]
             if all(g is None for g in gouts):
                 continue
+            if OPS[n.op].vjp is None:
+                raise ValueError(f"cannot differentiate through {n!r}: {n.op} is a backward-only op")
             for v, g in zip(n.inputs, OPS[n.op].vjp(self, n, gouts)):
-                if g is not None and (v.node in live or v in wanted):
+                if g is not None and v.node in live:
                     contribs.setdefault(v, []).append(g)
         return [self._sum(contribs.get(w)) or self.zeros(w.shape, w.dtype) for w in wrt]
 
@@ -498,10 +503,11 @@ def hoist(graph: Graph) -> dict:
     compile() places each g_t straight into its slot, so no copy is made. Returns ``graph.hoisted``,
     the counts of merges made so far.
     """
-    groups: dict[tuple, list[Node]] = {}
+    groups: dict[tuple, list[Node]] = {}  # (unstack node, W[, b]) -> the per-step products
     for n in graph.nodes:
-        if n.op == "linear" and n.inputs[0].node.op == "unstack" and n.inputs[0].node.attrs.get("groups", 1) == 1:
-            groups.setdefault((n.inputs[0].node,) + n.inputs[1:], []).append(n)
+        src = n.inputs[0].node if n.inputs else None
+        if n.op == "linear" and src.op == "unstack" and src.attrs.get("groups", 1) == 1:
+            groups.setdefault((src,) + n.inputs[1:], []).append(n)
     replace, dead, merged = {}, set(), graph.hoisted
     for (unstack, *wb), steps in groups.items():
         if len(steps) < 2:
@@ -527,7 +533,8 @@ def hoist(graph: Graph) -> dict:
             continue
         for op in ("wgrad", "colsum"):
             terms = [v for v in n.inputs if v.node.op == op and uses[v] == 1]
-            if len(terms) < 2 or len({t.node.inputs[0] for t in terms}) < len(terms):
+            if (len(terms) < 2 or len({t.node.inputs[0] for t in terms}) < len(terms)  # distinct g_t
+                    or len({tuple(v.shape for v in t.node.inputs) for t in terms}) > 1):  # stackable
                 continue
             pairs = {t.node.inputs[0]: t.node.inputs[1:] for t in terms}
             existing = stacks.get(frozenset(pairs))
@@ -620,9 +627,12 @@ class Plan:
     def acquire(self) -> Instance:
         """An instance nobody else is using (made on first need; about stats.planned_bytes each)."""
         with self._lock:
-            inst = self._free.pop() if self._free else None
-        inst = inst or Instance(self)
-        inst.token = object()  # a tape remembers this to know its buffers were not reused since
+            if self._free:
+                inst = self._free.pop()
+                inst.token = object()  # a tape remembers this to know its buffers were not reused since
+                return inst
+        inst = Instance(self)  # outside the lock: binding takes a while, and nobody else can see it yet
+        inst.token = object()
         return inst
 
     def release(self, inst: Instance):
@@ -657,7 +667,8 @@ class Instance:
         for v, b in plan.assign.items():
             start = base + int(offsets[b])
             arr[v] = self.arena[start : start + v.nbytes].view(v.dtype).reshape(v.shape)
-        self.thunks: list[list] = [[] for _ in plan.feeds]
+        self.thunks: list[list] = [[] for _ in plan.feeds]  # per phase, the bound kernel calls in order
+        self.ops: list[list] = [[] for _ in plan.feeds]  # and the op name of each (for profile())
         for n in plan.sched:
             op = OPS[n.op]
             if op.view:
@@ -671,18 +682,32 @@ class Instance:
                 thunk = op.forward([arr[v] for v in n.inputs], [arr[v] for v in n.outputs], n.attrs)
                 if thunk is not None:
                     self.thunks[plan.phase_of[n]].append(thunk)
+                    self.ops[plan.phase_of[n]].append(n.op)
         self.arrays = arr
 
     def run(self, phase: int, feeds: dict) -> dict:
         """Copy ``feeds`` in, run the phase's kernel calls, return copies of its outputs."""
-        arr = self.arrays
+        self._feed(phase, feeds)
+        for thunk in self.thunks[phase]:
+            thunk()
+        return {name: self.arrays[v].copy() for name, v in self.plan.fetches[phase].items()}
+
+    def profile(self, phase: int, feeds: dict) -> dict:
+        """Like run, but returns {op name: seconds spent in its calls} (for benchmarks that say where)."""
+        self._feed(phase, feeds)
+        spent: dict[str, float] = {}
+        clock = time.perf_counter
+        for op, thunk in zip(self.ops[phase], self.thunks[phase]):
+            t0 = clock()
+            thunk()
+            spent[op] = spent.get(op, 0.0) + clock() - t0
+        return spent
+
+    def _feed(self, phase, feeds):
         for name, v in self.plan.feeds[phase].items():
             if name not in feeds:
                 raise KeyError(f"plan phase {phase} needs input {name!r}")
-            np.copyto(arr[v], feeds[name])
-        for thunk in self.thunks[phase]:
-            thunk()
-        return {name: arr[v].copy() for name, v in self.plan.fetches[phase].items()}
+            np.copyto(self.arrays[v], feeds[name])
 
 
 INF = float("inf")
@@ -707,7 +732,6 @@ def compile(graph: Graph, *phases: dict) -> Plan:  # noqa: A001 (the graph-compi
         part = schedule([p.values()], done)
         phase_of.update((n, k) for n in part)
         sched += part
-    pos = {n: i for i, n in enumerate(sched)}
 
     # what each value is: a fed input, a view of another value, placed in a stack's slot, or its own root
     kind: dict[Value, tuple] = {}
@@ -763,9 +787,10 @@ def compile(graph: Graph, *phases: dict) -> Plan:  # noqa: A001 (the graph-compi
     for r in first:
         starts.setdefault(first[r], []).append(r)
         ends.setdefault(last[r], []).append(r)
-    later_need = [0] * (len(sched) + 1)  # later_need[i]: largest buffer any value made after node i needs
+    later_need = [0] * (len(sched) + 1)  # later_need[i]: the largest buffer needed after node i
     for i in range(len(sched) - 1, -1, -1):
-        later_need[i] = max([later_need[i + 1]] + [r.nbytes for r in starts.get(i + 1, ()) if kind[r][0] == "root"])
+        made = [r.nbytes for r in starts.get(i + 1, ()) if kind[r][0] == "root"]
+        later_need[i] = max(made + [later_need[i + 1]])
 
     def release(r):
         if kind[r][0] == "root" and r in assign:
@@ -780,7 +805,8 @@ def compile(graph: Graph, *phases: dict) -> Plan:  # noqa: A001 (the graph-compi
             need = r.nbytes
             k = bisect.bisect_left(free, (need, -1))
             # best fit; a much bigger buffer only if no later value would want it more
-            if kind[r][0] != "feed" and k < len(free) and (free[k][0] <= 2 * need or 2 * later_need[i] < free[k][0]):
+            fits = k < len(free) and (free[k][0] <= 2 * need or 2 * later_need[i] < free[k][0])
+            if kind[r][0] != "feed" and fits:
                 assign[r] = free.pop(k)[1]
             else:
                 assign[r] = len(buffer_nbytes)

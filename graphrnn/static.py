@@ -4,7 +4,7 @@ The graph has explicit nodes for every time step, layer and direction (letters: 
 features, H hidden, G gates, D directions, L layers)::
 
     for each layer l, direction d, step t (d = 1 walks t = T-1 .. 0):
-        xw_t = x_t W_ih^T + b_ih          (B, G*H)   per-step node; the hoisting pass merges all T into one GEMM
+        xw_t = x_t W_ih^T + b_ih          (B, G*H)   a node per step; hoisting merges all T into one GEMM
         gh_t = h W_hh^T + b_hh            (B, G*H)   BLAS, one call per step
         h, c = cell(xw_t, gh_t, h, c, mask[t])       fused masked gate kernel (kernels/masked.py)
     y_l = stack(h_t) * mask[..., None]    (T, B, D*H) padded positions exactly 0
@@ -12,8 +12,9 @@ features, H hidden, G gates, D directions, L layers)::
 
 The batch is padded to T; ``mask[t, b] = t < lengths[b]``. A masked row keeps its state, so h_n is each
 row's state at its own last valid step, and the reverse direction only starts updating at that step.
-Plans are cached by (spec, T, B, mode); ``plan_for`` returns one (with ``.stats``) without running it.
-Training plans run in two phases on one instance: forward, then backward on the same buffers.
+Plans are cached by (spec, T, B, mode, dropout); spec carries the dtype, mode is "inference" or
+"training"; ``plan_for`` returns one (with ``.stats``) without running it. Training plans run in two
+phases on one instance: forward, then backward over the same buffers; the tape holds that instance.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from graphrnn import graph as gr
 
-CACHE_SIZE = 16  # plans kept (least recently used dropped first); each holds its instances' buffers
+CACHE_SIZE = 8  # plans kept, least recently used dropped first (each holds its instances' buffers)
 _cache: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 _last = None

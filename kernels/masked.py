@@ -10,20 +10,27 @@ pre-activations and the pass-through part of the previous state's gradient; the 
 
 Gate order is PyTorch's (LSTM i, f, g, o; GRU r, z, n). NumPy twins: ``graphrnn.kernels.reference``
 (``*_masked_step`` and ``*_masked_step_bwd``). The kernels trust their callers: C-ordered rows, matching
-dtypes (float32 or float64), no aliasing between inputs and outputs.
+dtypes (float32 or float64), no aliasing between inputs and outputs. Activations come from
+``_jit`` (exact in float64, a vectorisable rational tanh in float32); loops run along row views and each
+inner loop computes one gate, which is the shape LLVM vectorises (see kernels/cpu.py).
 """
 
 from __future__ import annotations
 
-import math
-
-from graphrnn.kernels._jit import jit
+from graphrnn.kernels._jit import jit, sigmoid, tanh
 
 
 @jit
-def _sigmoid(v, one):
-    # exp(-v) overflows to inf for very negative v, and 1 / inf is the exact limit 0: no NaN
-    return one / (one + math.exp(-v))
+def _copy_row(src, dst):
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@jit
+def _zero_row(dst):
+    zero = dst.dtype.type(0)
+    for j in range(dst.shape[0]):
+        dst[j] = zero
 
 
 @jit
@@ -32,13 +39,18 @@ def rnn_masked_fwd(xw, gh, h_prev, mask, relu, h_out):
     B, H = h_out.shape
     zero = h_out.dtype.type(0)
     for b in range(B):
-        if mask[b]:
+        hr = h_out[b]
+        if not mask[b]:
+            _copy_row(h_prev[b], hr)
+            continue
+        xr, gr = xw[b], gh[b]
+        if relu:
             for j in range(H):
-                v = xw[b, j] + gh[b, j]
-                h_out[b, j] = max(v, zero) if relu else math.tanh(v)
+                v = xr[j] + gr[j]
+                hr[j] = v if v > zero else zero
         else:
             for j in range(H):
-                h_out[b, j] = h_prev[b, j]
+                hr[j] = tanh(xr[j] + gr[j])
 
 
 @jit
@@ -48,15 +60,18 @@ def rnn_masked_bwd(dh, h, mask, relu, dpre, dh_prev):
     zero = dh.dtype.type(0)
     one = dh.dtype.type(1)
     for b in range(B):
-        if mask[b]:
+        if not mask[b]:
+            _zero_row(dpre[b])
+            _copy_row(dh[b], dh_prev[b])
+            continue
+        dr, gr, hr = dpre[b], dh[b], h[b]
+        if relu:
             for j in range(H):
-                hv = h[b, j]
-                dpre[b, j] = dh[b, j] * ((one if hv > zero else zero) if relu else one - hv * hv)
-                dh_prev[b, j] = zero
+                dr[j] = gr[j] if hr[j] > zero else zero
         else:
             for j in range(H):
-                dpre[b, j] = zero
-                dh_prev[b, j] = dh[b, j]
+                dr[j] = gr[j] * (one - hr[j] * hr[j])
+        _zero_row(dh_prev[b])
 
 
 @jit
@@ -66,28 +81,27 @@ def lstm_masked_fwd(xw, gh, c_prev, h_prev, mask, h_out, c_out, gates_out):
     c' = f * c + i * g, h' = o * tanh(c') on valid rows; masked rows copy h_prev, c_prev (gates: zero).
     """
     B, H = h_out.shape
-    zero = h_out.dtype.type(0)
-    one = h_out.dtype.type(1)
     for b in range(B):
-        if mask[b]:
-            for j in range(H):
-                i = _sigmoid(xw[b, j] + gh[b, j], one)
-                f = _sigmoid(xw[b, H + j] + gh[b, H + j], one)
-                g = math.tanh(xw[b, 2 * H + j] + gh[b, 2 * H + j])
-                o = _sigmoid(xw[b, 3 * H + j] + gh[b, 3 * H + j], one)
-                c = f * c_prev[b, j] + i * g
-                c_out[b, j] = c
-                h_out[b, j] = o * math.tanh(c)
-                gates_out[b, j] = i
-                gates_out[b, H + j] = f
-                gates_out[b, 2 * H + j] = g
-                gates_out[b, 3 * H + j] = o
-        else:
-            for j in range(H):
-                c_out[b, j] = c_prev[b, j]
-                h_out[b, j] = h_prev[b, j]
-            for j in range(4 * H):
-                gates_out[b, j] = zero
+        gt = gates_out[b]
+        if not mask[b]:
+            _copy_row(h_prev[b], h_out[b])
+            _copy_row(c_prev[b], c_out[b])
+            _zero_row(gt)
+            continue
+        xr, gr = xw[b], gh[b]
+        for j in range(H):
+            gt[j] = sigmoid(xr[j] + gr[j])
+        for j in range(H):
+            gt[H + j] = sigmoid(xr[H + j] + gr[H + j])
+        for j in range(H):
+            gt[2 * H + j] = tanh(xr[2 * H + j] + gr[2 * H + j])
+        for j in range(H):
+            gt[3 * H + j] = sigmoid(xr[3 * H + j] + gr[3 * H + j])
+        cp, cr, hr = c_prev[b], c_out[b], h_out[b]
+        for j in range(H):
+            cn = gt[H + j] * cp[j] + gt[j] * gt[2 * H + j]
+            cr[j] = cn
+            hr[j] = gt[3 * H + j] * tanh(cn)
 
 
 @jit
@@ -98,30 +112,29 @@ def lstm_masked_bwd(dh, dc, gates, c, c_prev, mask, dpre, dh_prev, dc_prev):
     of masked rows (0 on valid rows: their h_prev gradient is dpre @ W_hh, computed outside), dc_prev (B, H).
     """
     B, H = dh.shape
-    zero = dh.dtype.type(0)
     one = dh.dtype.type(1)
     for b in range(B):
-        if mask[b]:
-            for j in range(H):
-                i = gates[b, j]
-                f = gates[b, H + j]
-                g = gates[b, 2 * H + j]
-                o = gates[b, 3 * H + j]
-                tc = math.tanh(c[b, j])
-                d_h = dh[b, j]
-                dct = dc[b, j] + d_h * o * (one - tc * tc)
-                dpre[b, j] = dct * g * i * (one - i)
-                dpre[b, H + j] = dct * c_prev[b, j] * f * (one - f)
-                dpre[b, 2 * H + j] = dct * i * (one - g * g)
-                dpre[b, 3 * H + j] = d_h * tc * o * (one - o)
-                dc_prev[b, j] = dct * f
-                dh_prev[b, j] = zero
-        else:
-            for j in range(4 * H):
-                dpre[b, j] = zero
-            for j in range(H):
-                dc_prev[b, j] = dc[b, j]
-                dh_prev[b, j] = dh[b, j]
+        if not mask[b]:
+            _zero_row(dpre[b])
+            _copy_row(dh[b], dh_prev[b])
+            _copy_row(dc[b], dc_prev[b])
+            continue
+        gt, dr, dhr, dcr, ct, cp, dcp = gates[b], dpre[b], dh[b], dc[b], c[b], c_prev[b], dc_prev[b]
+        for j in range(H):  # o gate, and dL/dc_t (kept in dc_prev for now) with the path through h_t
+            o = gt[3 * H + j]
+            tc = tanh(ct[j])
+            dr[3 * H + j] = dhr[j] * tc * o * (one - o)
+            dcp[j] = dcr[j] + dhr[j] * o * (one - tc * tc)
+        for j in range(H):  # i, f, g gates, then dL/dc_{t-1}
+            i = gt[j]
+            f = gt[H + j]
+            g = gt[2 * H + j]
+            gc = dcp[j]
+            dr[j] = gc * g * i * (one - i)
+            dr[H + j] = gc * cp[j] * f * (one - f)
+            dr[2 * H + j] = gc * i * (one - g * g)
+            dcp[j] = gc * f
+        _zero_row(dh_prev[b])
 
 
 @jit
@@ -131,23 +144,24 @@ def gru_masked_fwd(xw, gh, h_prev, mask, h_out, gates_out):
     n = tanh(xw_n + r * gh_n) (reset gate applied to W_hn h + b_hn), h' = (1 - z) * n + z * h.
     """
     B, H = h_out.shape
-    zero = h_out.dtype.type(0)
     one = h_out.dtype.type(1)
     for b in range(B):
-        if mask[b]:
-            for j in range(H):
-                r = _sigmoid(xw[b, j] + gh[b, j], one)
-                z = _sigmoid(xw[b, H + j] + gh[b, H + j], one)
-                n = math.tanh(xw[b, 2 * H + j] + r * gh[b, 2 * H + j])
-                h_out[b, j] = (one - z) * n + z * h_prev[b, j]
-                gates_out[b, j] = r
-                gates_out[b, H + j] = z
-                gates_out[b, 2 * H + j] = n
-        else:
-            for j in range(H):
-                h_out[b, j] = h_prev[b, j]
-            for j in range(3 * H):
-                gates_out[b, j] = zero
+        gt = gates_out[b]
+        if not mask[b]:
+            _copy_row(h_prev[b], h_out[b])
+            _zero_row(gt)
+            continue
+        xr, gr = xw[b], gh[b]
+        for j in range(H):
+            gt[j] = sigmoid(xr[j] + gr[j])
+        for j in range(H):
+            gt[H + j] = sigmoid(xr[H + j] + gr[H + j])
+        for j in range(H):
+            gt[2 * H + j] = tanh(xr[2 * H + j] + gt[j] * gr[2 * H + j])
+        hp, hr = h_prev[b], h_out[b]
+        for j in range(H):
+            z = gt[H + j]
+            hr[j] = (one - z) * gt[2 * H + j] + z * hp[j]
 
 
 @jit
@@ -158,28 +172,26 @@ def gru_masked_bwd(dh, gates, h_prev, gh, mask, dxw, dgh, dh_prev):
     through W_hh), dh on masked rows.
     """
     B, H = dh.shape
-    zero = dh.dtype.type(0)
     one = dh.dtype.type(1)
     for b in range(B):
-        if mask[b]:
-            for j in range(H):
-                r = gates[b, j]
-                z = gates[b, H + j]
-                n = gates[b, 2 * H + j]
-                d_h = dh[b, j]
-                dn = d_h * (one - z) * (one - n * n)
-                dr = dn * gh[b, 2 * H + j] * r * (one - r)
-                dz = d_h * (h_prev[b, j] - n) * z * (one - z)
-                dxw[b, j] = dr
-                dxw[b, H + j] = dz
-                dxw[b, 2 * H + j] = dn
-                dgh[b, j] = dr
-                dgh[b, H + j] = dz
-                dgh[b, 2 * H + j] = dn * r
-                dh_prev[b, j] = d_h * z
-        else:
-            for j in range(3 * H):
-                dxw[b, j] = zero
-                dgh[b, j] = zero
-            for j in range(H):
-                dh_prev[b, j] = dh[b, j]
+        if not mask[b]:
+            _zero_row(dxw[b])
+            _zero_row(dgh[b])
+            _copy_row(dh[b], dh_prev[b])
+            continue
+        gt, dhr, hp, gr, dx, dg, dp = gates[b], dh[b], h_prev[b], gh[b], dxw[b], dgh[b], dh_prev[b]
+        for j in range(H):
+            z = gt[H + j]
+            n = gt[2 * H + j]
+            g = dhr[j]
+            dx[2 * H + j] = g * (one - z) * (one - n * n)
+            dx[H + j] = g * (hp[j] - n) * z * (one - z)
+            dp[j] = g * z
+        for j in range(H):
+            r = gt[j]
+            dn = dx[2 * H + j]
+            dr = dn * gr[2 * H + j] * r * (one - r)
+            dx[j] = dr
+            dg[j] = dr
+            dg[H + j] = dx[H + j]
+            dg[2 * H + j] = dn * r

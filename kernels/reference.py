@@ -127,7 +127,6 @@ def stack_forward(spec, params, x, lengths=None, h0=None, c0=None, masks=None):
     return layer_in, h_n, c_n
 
 
-
 # --- masked one-step twins of kernels/masked.py (static executor): rows with mask 0 keep their state ---
 
 
@@ -137,7 +136,7 @@ def rnn_masked_step(xw, gh, h_prev, mask, nonlinearity="tanh"):
 
 
 def lstm_masked_step(xw, gh, c_prev, h_prev, mask):
-    """xw, gh (B, 4H); c_prev, h_prev (B, H); mask (B,) -> (h', c' (B, H), gates (B, 4H), 0 on masked rows)."""
+    """xw, gh (B, 4H); c_prev, h_prev (B, H); mask (B,) -> (h', c' (B, H), gates (B, 4H), 0 where masked)."""
     valid = mask[:, None] != 0
     h, c, gates = lstm_step(xw, gh, c_prev)
     return np.where(valid, h, h_prev), np.where(valid, c, c_prev), np.where(valid, gates, 0).astype(xw.dtype)
@@ -151,14 +150,14 @@ def gru_masked_step(xw, gh, h_prev, mask):
 
 
 def rnn_masked_step_bwd(dh, h, mask, nonlinearity="tanh"):
-    """dh, h (the step's output state) (B, H) -> (dpre (B, H), dh_prev (B, H): dh passed through masked rows)."""
+    """dh, h (the step's output state) (B, H) -> (dpre, dh_prev (B, H)); masked rows pass dh through."""
     valid = mask[:, None] != 0
     deriv = (h > 0).astype(h.dtype) if nonlinearity == "relu" else 1 - h * h
     return np.where(valid, dh * deriv, 0).astype(dh.dtype), np.where(valid, 0, dh).astype(dh.dtype)
 
 
 def lstm_masked_step_bwd(dh, dc, gates, c, c_prev, mask):
-    """dh, dc (B, H); gates (B, 4H), c (B, H) outputs; c_prev (B, H) -> (dpre (B, 4H), dh_prev, dc_prev (B, H)).
+    """dh, dc (B, H); gates (B, 4H), c (B, H) outputs; c_prev (B, H) -> (dpre (B, 4H), dh_prev, dc_prev).
 
     dh_prev is only the masked rows' pass-through; the valid rows' part is dpre @ W_hh.
     """
@@ -167,8 +166,9 @@ def lstm_masked_step_bwd(dh, dc, gates, c, c_prev, mask):
     i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
     tc = np.tanh(c)
     dct = dc + dh * o * (1 - tc * tc)
-    dpre = np.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dct * i * (1 - g * g),
-                           dh * tc * o * (1 - o)], axis=1)
+    di, df = dct * g * i * (1 - i), dct * c_prev * f * (1 - f)
+    dg, do = dct * i * (1 - g * g), dh * tc * o * (1 - o)
+    dpre = np.concatenate([di, df, dg, do], axis=1)
     dt = dh.dtype
     return (np.where(valid, dpre, 0).astype(dt), np.where(valid, 0, dh).astype(dt),
             np.where(valid, dct * f, dc).astype(dt))
