@@ -84,7 +84,8 @@ def as_device_array(name, value, dtype=None):
         host = np.asarray(value)
         if host.dtype.kind != "f":
             raise TypeError(f"{name} must be a float array (float32 or float64), got dtype {host.dtype}")
-        return cuda.to_device(np.ascontiguousarray(host, dtype=dtype if dtype is not None else host.dtype))
+        # a fresh C-order copy: canonical strides even on size-1 axes (x[:, None] views have odd ones)
+        return cuda.to_device(np.array(host, dtype=dtype if dtype is not None else host.dtype, order="C"))
     if np.dtype(arr.dtype).kind != "f":
         raise TypeError(f"{name} must be a float array (float32 or float64), got dtype {arr.dtype}")
     target = np.dtype(dtype) if dtype is not None else np.dtype(arr.dtype)
@@ -103,7 +104,7 @@ def transpose01(a):
     P, Q, F = a.shape
     out = cuda.device_array((Q, P, F), dtype=a.dtype)
     if out.size:
-        _launch3d(kc.transpose01, (F, Q, P))(out, a)
+        _launch1d(kc.transpose01, out.size)(out, a)
     return out
 
 
@@ -139,16 +140,10 @@ def _launcher(kernel, grid, block, shmem=0):
 
 
 def _launch1d(kernel, n):
-    t = _backend()[1].THREADS_1D
-    return _launcher(kernel, (max(1, -(-n // t)),), (t,))
-
-
-def _launch3d(kernel, dims):
-    """Grid over (x, y, z) = dims with a block of 8 x 4 x 4 threads (1 x 2 x 2 under the simulator)."""
+    """A grid-stride element-wise kernel over n elements."""
     kc = _backend()[1]
-    block = (2, 2, 1) if kc.SIMULATOR else (8, 4, 4)
-    grid = tuple(max(1, -(-d // b)) for d, b in zip(dims, block))
-    return _launcher(kernel, grid, block)
+    t = kc.THREADS_1D
+    return _launcher(kernel, (max(1, min(-(-n // t), kc.BLOCKS_1D_MAX)),), (t,))
 
 
 def _contiguous(a):
@@ -186,9 +181,10 @@ class _Device:
             _launch1d(self.kc.fill, a.size)(a.reshape(-1), self.dt.type(value))
 
     def copy(self, a):
+        """A new contiguous device array holding a (itself a contiguous device array)."""
         out = self.empty(a.shape)
         if a.size:
-            out.copy_to_device(a)
+            _launch1d(self.kc.cast_copy, a.size)(out.reshape(-1), a.reshape(-1))
         return out
 
     def multiply(self, out, a, b):
@@ -354,7 +350,7 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
     x_d = as_device_array("x", x, dev.dt)
     if on_device and padded:  # the contract wants zeros at padded positions (NaN there must not leak)
         masked = dev.empty(x_d.shape)
-        _launch3d(kc.zero_padded_copy, (x_d.shape[2], B, T))(masked, x_d, dev.cuda.to_device(lengths), dev.zero)
+        _launch1d(kc.zero_padded_copy, masked.size)(masked, x_d, dev.cuda.to_device(lengths), dev.zero)
         x_d = masked
     order = np.argsort(-lengths, kind="stable")
     rows = dev.cuda.to_device(order.astype(np.int32))

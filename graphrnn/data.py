@@ -233,7 +233,8 @@ def text_corpus(path, chunk_len: int = 256) -> TextCorpus:
         train, held = _split_units(_chunks(text, chunk_len), chunk_len)
     if not train or not held:
         raise ValueError(
-            f"text file must hold at least {HOLDOUT_EVERY} chunks of {chunk_len} characters (one is held out), "
+            f"text file must hold at least {HOLDOUT_EVERY} chunks of {chunk_len} characters "
+            "(one is held out), "
             f"got {len(text)} characters in {path}"
         )
     return TextCorpus(train, held, {"kind": "text", "path": os.path.abspath(path), "chunk_len": chunk_len})
@@ -341,13 +342,17 @@ def read_ts(path) -> TSDataset:
                 continue
             if not in_data:
                 if not line.startswith("@"):
-                    raise ValueError(f"{path}:{lineno}: expected a header line starting with '@', got {line[:40]!r}")
+                    raise ValueError(
+                        f"{path}:{lineno}: expected a header line starting with '@', got {line[:40]!r}"
+                    )
                 tag, _, rest = line.partition(" ")
                 tag = tag.lower()
                 if tag == "@data":
                     in_data = True
                     if class_labels is None:
-                        raise ValueError(f"{path}: header must declare '@classLabel true <labels>' before @data")
+                        raise ValueError(
+                            f"{path}: header must declare '@classLabel true <labels>' before @data"
+                        )
                 elif tag == "@problemname":
                     header["name"] = rest.strip()
                 elif tag == "@timestamps":
@@ -359,11 +364,15 @@ def read_ts(path) -> TSDataset:
                     try:
                         header["@dimension" if tag.startswith("@dimension") else tag] = int(rest.strip())
                     except ValueError:
-                        raise ValueError(f"{path}:{lineno}: {tag} must be an integer, got {rest.strip()!r}") from None
+                        raise ValueError(
+                            f"{path}:{lineno}: {tag} must be an integer, got {rest.strip()!r}"
+                        ) from None
                 elif tag == "@classlabel":
                     parts = rest.split()
                     if not parts or not _parse_bool(path, lineno, tag, parts[0]):
-                        raise ValueError(f"{path}: only classification files are supported (@classLabel true ...)")
+                        raise ValueError(
+                            f"{path}: only classification files are supported (@classLabel true ...)"
+                        )
                     class_labels = parts[1:]
                     if not class_labels:
                         raise ValueError(f"{path}:{lineno}: @classLabel true must list the class labels")
@@ -374,7 +383,9 @@ def read_ts(path) -> TSDataset:
                 continue
             fields = line.split(":")
             if len(fields) < 2:
-                raise ValueError(f"{path}:{lineno}: a data row must be 'values[:values...]:label', got {line[:60]!r}")
+                raise ValueError(
+                    f"{path}:{lineno}: a data row must be 'values[:values...]:label', got {line[:60]!r}"
+                )
             label = fields[-1].strip()
             if label not in class_labels:
                 raise ValueError(f"{path}:{lineno}: class label must be one of {class_labels}, got {label!r}")
@@ -410,7 +421,9 @@ def resolve_ts_pair(path) -> tuple[str, str]:
     if os.path.isdir(path):
         trains = sorted(f for f in os.listdir(path) if f.upper().endswith("_TRAIN.TS"))
         if len(trains) != 1:
-            raise ValueError(f"--data folder must hold exactly one *_TRAIN.ts file, found {len(trains)} in {path}")
+            raise ValueError(
+                f"--data folder must hold exactly one *_TRAIN.ts file, found {len(trains)} in {path}"
+            )
         train = os.path.join(path, trains[0])
     else:
         train = path
@@ -436,15 +449,18 @@ def load_ts_pair(path) -> tuple[TSDataset, TSDataset]:
         )
     unknown = sorted(set(test.labels) - set(train.class_labels))
     if unknown:
-        raise ValueError(f"test labels {unknown} are not among the train file's class labels {train.class_labels}")
+        raise ValueError(
+            f"test labels {unknown} are not among the train file's class labels {train.class_labels}"
+        )
     return train, test
 
 
 # --------------------------------------------------------------------------------------- batching
 
 
-def bucket_batches(lengths, batch_size: int, rng: np.random.Generator | None = None, *,
-                   bucket_batches_: int = 32) -> list[np.ndarray]:
+def bucket_batches(
+    lengths, batch_size: int, rng: np.random.Generator | None = None, *, bucket_batches_: int = 32
+) -> list[np.ndarray]:
     """Split indices 0..N-1 into batches of similar length, so padding is small.
 
     With ``rng``: shuffle all indices, cut them into buckets of ``bucket_batches_ * batch_size``, sort

@@ -33,6 +33,7 @@ import importlib
 EXECUTORS = {
     "dynamic": "graphrnn.dynamic",
     "static": "graphrnn.static",
+    "cuda": "graphrnn.cuda",
 }
 
 

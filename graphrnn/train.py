@@ -48,13 +48,15 @@ LM_DEFAULTS = dict(
     num_layers=1,
     embedding_dim=32,
     chunk_len=128,
-    chars_per_epoch=250_000,
+    chars_per_epoch=500_000,
     batch_size=32,
-    lr=3e-3,
+    lr=2e-2,
     epochs=4,
     clip=1.0,
 )
-CLASSIFY_DEFAULTS = dict(cell="lstm", hidden_size=64, num_layers=1, batch_size=16, lr=3e-3, epochs=20, clip=1.0)
+CLASSIFY_DEFAULTS = dict(
+    cell="lstm", hidden_size=64, num_layers=1, batch_size=16, lr=3e-3, epochs=20, clip=1.0
+)
 RNN_CLASSES = ("LSTM", "GRU", "RNN")
 CELL_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 LN2 = math.log(2.0)
@@ -106,7 +108,9 @@ class _Composite:
         missing = sorted(set(self.params) - set(state))
         extra = sorted(set(state) - set(self.params))
         if missing or extra:
-            raise ValueError(f"state names do not match {type(self).__name__}: missing {missing}, extra {extra}")
+            raise ValueError(
+                f"state names do not match {type(self).__name__}: missing {missing}, extra {extra}"
+            )
         for name, p in self.params.items():
             v = np.asarray(state[name])
             if v.dtype.kind != "f":
@@ -131,9 +135,23 @@ class CharLM(_Composite):
 
     task = "lm"
 
-    def __init__(self, vocab, cell="lstm", hidden_size=128, num_layers=1, embedding_dim=32, dropout=0.0, *,
-                 dtype=np.float32, seed=None):
-        if not isinstance(vocab, (list, tuple)) or len(vocab) < 3 or not all(isinstance(c, str) for c in vocab):
+    def __init__(
+        self,
+        vocab,
+        cell="lstm",
+        hidden_size=128,
+        num_layers=1,
+        embedding_dim=32,
+        dropout=0.0,
+        *,
+        dtype=np.float32,
+        seed=None,
+    ):
+        if (
+            not isinstance(vocab, (list, tuple))
+            or len(vocab) < 3
+            or not all(isinstance(c, str) for c in vocab)
+        ):
             raise TypeError(f"vocab must be a list of at least 3 strings, got {type(vocab).__name__}")
         if list(vocab[:2]) != [gdata.BOS, gdata.UNK]:
             raise ValueError(f"vocab must start with {[gdata.BOS, gdata.UNK]}, got {list(vocab[:2])}")
@@ -142,23 +160,36 @@ class CharLM(_Composite):
         s_emb, s_rnn, s_head = _sub_seeds(seed, 3)
         dt = np.dtype(dtype)
         self.embedding = Embedding(len(vocab), embedding_dim, dtype=dt, seed=s_emb)
-        self.rnn = _rnn_class(_cell_class(cell))(embedding_dim, hidden_size, num_layers, dropout=dropout,
-                                                 dtype=dt, seed=s_rnn)
+        self.rnn = _rnn_class(_cell_class(cell))(
+            embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dt, seed=s_rnn
+        )
         self.head = Linear(hidden_size, len(vocab), dtype=dt, seed=s_head)
         self.parts = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head}
-        self.config = {"cell": cell, "hidden_size": hidden_size, "num_layers": num_layers,
-                       "embedding_dim": embedding_dim, "dropout": float(dropout), "dtype": dt.name, "seed": seed}
+        self.config = {
+            "cell": cell,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "embedding_dim": embedding_dim,
+            "dropout": float(dropout),
+            "dtype": dt.name,
+            "seed": seed,
+        }
         self._collect()
 
     # -- checkpoints
     def checkpoint_meta(self) -> dict:
         return {
-            "model": {"class": "CharLM", "config": dict(self.config),
-                      "rnn": {"class": type(self.rnn).__name__, "config": self.rnn.config}},
+            "model": {
+                "class": "CharLM",
+                "config": dict(self.config),
+                "rnn": {"class": type(self.rnn).__name__, "config": self.rnn.config},
+            },
             "task": self.task,
             "vocab": self.vocab,
-            "heads": {"embedding": {"class": "Embedding", "config": self.embedding.config},
-                      "head": {"class": "Linear", "config": self.head.config}},
+            "heads": {
+                "embedding": {"class": "Embedding", "config": self.embedding.config},
+                "head": {"class": "Linear", "config": self.head.config},
+            },
         }
 
     @classmethod
@@ -176,8 +207,9 @@ class CharLM(_Composite):
         """One batch: inputs, targets (T, B) ints, lengths (B,) -> (mean nats, valid count, grads by name)."""
         T = inputs.shape[0]
         x, etape = self.embedding.forward(inputs)
-        out, _, rtape = self.rnn.forward(x, lengths, executor=executor, static_len=_static_len(T, executor),
-                                         train=train)
+        out, _, rtape = self.rnn.forward(
+            x, lengths, executor=executor, static_len=_static_len(T, executor), train=train
+        )
         valid = np.arange(T)[:, None] < lengths[None, :]
         logits, htape = self.head.forward(out[valid])  # only the valid positions: no padded logits
         loss, g_logits = cross_entropy(logits, targets[valid])
@@ -191,7 +223,9 @@ class CharLM(_Composite):
     def nll(self, inputs, targets, lengths, *, executor="dynamic") -> tuple[float, int]:
         """Summed nats over valid positions and their count (inference: no tape, no dropout)."""
         T = inputs.shape[0]
-        out, _ = self.rnn(self.embedding(inputs), lengths, executor=executor, static_len=_static_len(T, executor))
+        out, _ = self.rnn(
+            self.embedding(inputs), lengths, executor=executor, static_len=_static_len(T, executor)
+        )
         valid = np.arange(T)[:, None] < lengths[None, :]
         total, _ = cross_entropy(self.head(out[valid]), targets[valid], reduction="sum")
         return total, int(valid.sum())
@@ -208,33 +242,69 @@ class SequenceClassifier(_Composite):
 
     task = "classify"
 
-    def __init__(self, input_size, labels, cell="lstm", hidden_size=64, num_layers=1, bidirectional=False,
-                 dropout=0.0, *, mean=None, std=None, dtype=np.float32, seed=None):
-        if not isinstance(labels, (list, tuple)) or len(labels) < 2 or not all(isinstance(s, str) for s in labels):
+    def __init__(
+        self,
+        input_size,
+        labels,
+        cell="lstm",
+        hidden_size=64,
+        num_layers=1,
+        bidirectional=False,
+        dropout=0.0,
+        *,
+        mean=None,
+        std=None,
+        dtype=np.float32,
+        seed=None,
+    ):
+        if (
+            not isinstance(labels, (list, tuple))
+            or len(labels) < 2
+            or not all(isinstance(s, str) for s in labels)
+        ):
             raise TypeError(f"labels must be a list of at least 2 class-label strings, got {labels!r}")
         self.labels = list(labels)
         self.cell = cell
         dt = np.dtype(dtype)
         s_rnn, s_head = _sub_seeds(seed, 2)
-        self.rnn = _rnn_class(_cell_class(cell))(input_size, hidden_size, num_layers, dropout=dropout,
-                                                 bidirectional=bidirectional, dtype=dt, seed=s_rnn)
+        self.rnn = _rnn_class(_cell_class(cell))(
+            input_size,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            dtype=dt,
+            seed=s_rnn,
+        )
         D = 2 if bidirectional else 1
         self.head = Linear(D * hidden_size, len(labels), dtype=dt, seed=s_head)
         self.mean = np.zeros(input_size) if mean is None else np.asarray(mean, dtype=np.float64)
         self.std = np.ones(input_size) if std is None else np.asarray(std, dtype=np.float64)
         if self.mean.shape != (input_size,) or self.std.shape != (input_size,):
-            raise ValueError(f"mean and std must have shape ({input_size},), got {self.mean.shape}, {self.std.shape}")
+            raise ValueError(
+                f"mean and std must have shape ({input_size},), got {self.mean.shape}, {self.std.shape}"
+            )
         self.parts = {"rnn": self.rnn, "head": self.head}
-        self.config = {"input_size": input_size, "cell": cell, "hidden_size": hidden_size,
-                       "num_layers": num_layers, "bidirectional": bool(bidirectional), "dropout": float(dropout),
-                       "dtype": dt.name, "seed": seed}
+        self.config = {
+            "input_size": input_size,
+            "cell": cell,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "bidirectional": bool(bidirectional),
+            "dropout": float(dropout),
+            "dtype": dt.name,
+            "seed": seed,
+        }
         self._collect()
 
     def checkpoint_meta(self) -> dict:
         cfg = dict(self.config, mean=[float(v) for v in self.mean], std=[float(v) for v in self.std])
         return {
-            "model": {"class": "SequenceClassifier", "config": cfg,
-                      "rnn": {"class": type(self.rnn).__name__, "config": self.rnn.config}},
+            "model": {
+                "class": "SequenceClassifier",
+                "config": cfg,
+                "rnn": {"class": type(self.rnn).__name__, "config": self.rnn.config},
+            },
             "task": self.task,
             "labels": self.labels,
             "heads": {"head": {"class": "Linear", "config": self.head.config}},
@@ -283,8 +353,9 @@ class SequenceClassifier(_Composite):
 
     def loss_and_grads(self, x, lengths, targets, *, executor="dynamic", train=True):
         """One batch -> (mean cross-entropy, batch size, grads by name)."""
-        out, state, rtape = self.rnn.forward(x, lengths, executor=executor,
-                                             static_len=_static_len(x.shape[0], executor), train=train)
+        out, state, rtape = self.rnn.forward(
+            x, lengths, executor=executor, static_len=_static_len(x.shape[0], executor), train=train
+        )
         h_n = state[0] if isinstance(state, tuple) else state
         logits, htape = self.head.forward(self._features(h_n))
         loss, g_logits = cross_entropy(logits, targets)
@@ -312,10 +383,18 @@ class TrainResult:
 
 
 def _progress(total, desc, unit, enabled):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not enabled, leave=False,
-                mininterval=0.5, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        disable=not enabled,
+        leave=False,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
 
 
 def _check_positive_int(name, value, minimum=1):
@@ -353,10 +432,27 @@ def evaluate_lm(model: CharLM, texts: list[str], *, batch_size=64, executor="dyn
     return total / count
 
 
-def train_lm(corpus: gdata.TextCorpus | None = None, *, model: CharLM | None = None, optimizer=None,
-             cell=None, hidden_size=None, num_layers=None, embedding_dim=None, epochs=None, batch_size=None,
-             lr=None, seed=0, executor="dynamic", chars_per_epoch="default", clip=None, start_epoch=0,
-             progress=True, eval_batch_size=64, log=None) -> TrainResult:
+def train_lm(
+    corpus: gdata.TextCorpus | None = None,
+    *,
+    model: CharLM | None = None,
+    optimizer=None,
+    cell=None,
+    hidden_size=None,
+    num_layers=None,
+    embedding_dim=None,
+    epochs=None,
+    batch_size=None,
+    lr=None,
+    seed=0,
+    executor="dynamic",
+    chars_per_epoch="default",
+    clip=None,
+    start_epoch=0,
+    progress=True,
+    eval_batch_size=64,
+    log=None,
+) -> TrainResult:
     """Train (or continue training) a character-level LM; metric = held-out bits per character.
 
     ``corpus`` defaults to the stdlib docstrings; ``chars_per_epoch`` ("default" = LM_DEFAULTS' value for
@@ -375,12 +471,18 @@ def train_lm(corpus: gdata.TextCorpus | None = None, *, model: CharLM | None = N
         chars_per_epoch = d["chars_per_epoch"] if corpus.source.get("kind") == "stdlib" else None
     if model is None:
         vocab = gdata.build_vocab(corpus.train)
-        model = CharLM(vocab, cell=d["cell"] if cell is None else cell,
-                       hidden_size=_check_positive_int("hidden_size", d["hidden_size"] if hidden_size is None
-                                                       else hidden_size),
-                       num_layers=_check_positive_int("num_layers", d["num_layers"] if num_layers is None
-                                                      else num_layers),
-                       embedding_dim=d["embedding_dim"] if embedding_dim is None else embedding_dim, seed=seed)
+        model = CharLM(
+            vocab,
+            cell=d["cell"] if cell is None else cell,
+            hidden_size=_check_positive_int(
+                "hidden_size", d["hidden_size"] if hidden_size is None else hidden_size
+            ),
+            num_layers=_check_positive_int(
+                "num_layers", d["num_layers"] if num_layers is None else num_layers
+            ),
+            embedding_dim=d["embedding_dim"] if embedding_dim is None else embedding_dim,
+            seed=seed,
+        )
     if optimizer is None:
         optimizer = Adam(model.params, lr=lr)
     train_seqs = [model.encode(t) for t in corpus.train if t]
@@ -410,19 +512,29 @@ def train_lm(corpus: gdata.TextCorpus | None = None, *, model: CharLM | None = N
         chars_seen += sum_n
         losses.append(sum_loss / max(sum_n, 1))
         if log:
-            log(f"epoch {epoch + 1}: train loss {losses[-1]:.4f} nats/char "
-                f"({losses[-1] / LN2:.3f} bits), {sum_n} chars")
+            log(
+                f"epoch {epoch + 1}: train loss {losses[-1]:.4f} nats/char "
+                f"({losses[-1] / LN2:.3f} bits), {sum_n} chars"
+            )
     train_seconds = time.perf_counter() - t_train
     nats = evaluate_lm(model, corpus.heldout, batch_size=eval_batch_size, executor=executor)
     seconds = time.perf_counter() - t0
-    info = {"train_chars_seen": chars_seen, "chars_per_second": chars_seen / max(train_seconds, 1e-9),
-            "heldout_chars": corpus.heldout_chars, "heldout_nats_per_char": nats, "source": corpus.source,
-            "epochs_done": start_epoch + epochs}
-    return TrainResult(model, optimizer, losses, {"name": "bits_per_char", "value": nats / LN2}, seconds, info)
+    info = {
+        "train_chars_seen": chars_seen,
+        "chars_per_second": chars_seen / max(train_seconds, 1e-9),
+        "heldout_chars": corpus.heldout_chars,
+        "heldout_nats_per_char": nats,
+        "source": corpus.source,
+        "epochs_done": start_epoch + epochs,
+    }
+    return TrainResult(
+        model, optimizer, losses, {"name": "bits_per_char", "value": nats / LN2}, seconds, info
+    )
 
 
-def evaluate_classifier(model: SequenceClassifier, dataset: gdata.TSDataset, *, batch_size=64,
-                        executor="dynamic") -> float:
+def evaluate_classifier(
+    model: SequenceClassifier, dataset: gdata.TSDataset, *, batch_size=64, executor="dynamic"
+) -> float:
     """Accuracy of ``model`` on ``dataset`` (labels matched by name)."""
     index = {lab: i for i, lab in enumerate(model.labels)}
     unknown = sorted(set(dataset.labels) - set(index))
@@ -436,10 +548,26 @@ def evaluate_classifier(model: SequenceClassifier, dataset: gdata.TSDataset, *, 
     return correct / len(y)
 
 
-def train_classifier(train_set: gdata.TSDataset, test_set: gdata.TSDataset, *, model=None, optimizer=None,
-                     cell=None, hidden_size=None, num_layers=None, bidirectional=False, epochs=None,
-                     batch_size=None, lr=None, seed=0, executor="dynamic", clip=None, start_epoch=0,
-                     progress=True, log=None) -> TrainResult:
+def train_classifier(
+    train_set: gdata.TSDataset,
+    test_set: gdata.TSDataset,
+    *,
+    model=None,
+    optimizer=None,
+    cell=None,
+    hidden_size=None,
+    num_layers=None,
+    bidirectional=False,
+    epochs=None,
+    batch_size=None,
+    lr=None,
+    seed=0,
+    executor="dynamic",
+    clip=None,
+    start_epoch=0,
+    progress=True,
+    log=None,
+) -> TrainResult:
     """Train (or continue training) a sequence classifier on a .ts pair; metric = test accuracy."""
     d = CLASSIFY_DEFAULTS
     executor = _check_executor(executor)
@@ -451,13 +579,25 @@ def train_classifier(train_set: gdata.TSDataset, test_set: gdata.TSDataset, *, m
     if model is None:
         mean, std = SequenceClassifier.fit_normalisation(train_set.series)
         model = SequenceClassifier(
-            train_set.dimensions, train_set.class_labels, cell=d["cell"] if cell is None else cell,
-            hidden_size=_check_positive_int("hidden_size", d["hidden_size"] if hidden_size is None else hidden_size),
-            num_layers=_check_positive_int("num_layers", d["num_layers"] if num_layers is None else num_layers),
-            bidirectional=bool(bidirectional), mean=mean, std=std, seed=seed)
+            train_set.dimensions,
+            train_set.class_labels,
+            cell=d["cell"] if cell is None else cell,
+            hidden_size=_check_positive_int(
+                "hidden_size", d["hidden_size"] if hidden_size is None else hidden_size
+            ),
+            num_layers=_check_positive_int(
+                "num_layers", d["num_layers"] if num_layers is None else num_layers
+            ),
+            bidirectional=bool(bidirectional),
+            mean=mean,
+            std=std,
+            seed=seed,
+        )
     if model.config["input_size"] != train_set.dimensions:
-        raise ValueError(f"data must have {model.config['input_size']} dimensions for this model, "
-                         f"got {train_set.dimensions}")
+        raise ValueError(
+            f"data must have {model.config['input_size']} dimensions for this model, "
+            f"got {train_set.dimensions}"
+        )
     if optimizer is None:
         optimizer = Adam(model.params, lr=lr)
     index = {lab: i for i, lab in enumerate(model.labels)}
@@ -492,9 +632,12 @@ def train_classifier(train_set: gdata.TSDataset, test_set: gdata.TSDataset, *, m
     train_seconds = time.perf_counter() - t_train
     acc = evaluate_classifier(model, test_set, executor=executor)
     seconds = time.perf_counter() - t0
-    info = {"train_seqs_seen": seen, "seqs_per_second": seen / max(train_seconds, 1e-9),
-            "source": {"kind": "ts", "path": train_set.path, "test_path": test_set.path, "name": train_set.name},
-            "epochs_done": start_epoch + epochs}
+    info = {
+        "train_seqs_seen": seen,
+        "seqs_per_second": seen / max(train_seconds, 1e-9),
+        "source": {"kind": "ts", "path": train_set.path, "test_path": test_set.path, "name": train_set.name},
+        "epochs_done": start_epoch + epochs,
+    }
     return TrainResult(model, optimizer, losses, {"name": "accuracy", "value": acc}, seconds, info)
 
 

@@ -1,0 +1,436 @@
+"""The ``graphrnn`` command: ``train``, ``generate``, ``evaluate`` (and ``bench``, from graphrnn.bench).
+
+``graphrnn train`` with no arguments trains a character-level LSTM language model on the docstrings of the
+running Python's standard library and reports held-out bits per character; ``--task classify --data PATH``
+trains a sequence classifier on a UEA/UCR ``.ts`` pair and reports test accuracy. Errors in what the user
+gave (ValueError, TypeError, FileNotFoundError) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+__all__ = ["main", "build_parser"]
+
+SAMPLE_PROMPTS = ("Return the ", "This module ", "If the ")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from graphrnn import __version__
+    from graphrnn.train import CLASSIFY_DEFAULTS, LM_DEFAULTS
+
+    p = argparse.ArgumentParser(
+        prog="graphrnn", description="RNN, LSTM and GRU on NumPy: train and use models."
+    )
+    p.add_argument("--version", action="version", version=f"graphrnn {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser(
+        "train",
+        help="train a model (default: char-level LM on the stdlib docstrings)",
+        description="Train a character-level language model (default: on the docstrings of this Python's "
+        "standard library, no download) or, with --task classify --data PATH, a sequence classifier "
+        "on a UEA/UCR .ts pair.",
+    )
+    t.add_argument(
+        "--task", choices=["lm", "classify"], default=None, help="lm (default) or classify (needs --data)"
+    )
+    t.add_argument("--text", metavar="FILE", help="train the language model on this UTF-8 text file")
+    t.add_argument(
+        "--data", metavar="PATH", help="a *_TRAIN.ts file (its *_TEST.ts beside it) or a folder with one pair"
+    )
+    t.add_argument(
+        "--cell", choices=["lstm", "gru", "rnn"], default=None, help="recurrent cell (default lstm)"
+    )
+    t.add_argument(
+        "--hidden",
+        type=_positive_int,
+        default=None,
+        help=f"hidden size (default {LM_DEFAULTS['hidden_size']} for lm, "
+        f"{CLASSIFY_DEFAULTS['hidden_size']} for classify)",
+    )
+    t.add_argument("--layers", type=_positive_int, default=None, help="number of stacked layers (default 1)")
+    t.add_argument(
+        "--bidirectional", action="store_true", default=None, help="bidirectional stack (classify only)"
+    )
+    t.add_argument(
+        "--executor", choices=["dynamic", "static"], default="dynamic", help="executor (default dynamic)"
+    )
+    t.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help=f"epochs (default {LM_DEFAULTS['epochs']} for lm, an epoch on the stdlib corpus being "
+        f"{LM_DEFAULTS['chars_per_epoch']:,} sampled characters; "
+        f"{CLASSIFY_DEFAULTS['epochs']} for classify)",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help=f"sequences per batch; 1 trains on unpadded sequences (default {LM_DEFAULTS['batch_size']} "
+        f"for lm, {CLASSIFY_DEFAULTS['batch_size']} for classify)",
+    )
+    t.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help=f"Adam learning rate (default {LM_DEFAULTS['lr']} for lm, "
+        f"{CLASSIFY_DEFAULTS['lr']} for classify)",
+    )
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="seed for everything random (default 0)")
+    t.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="BLAS and Numba threads (default 1: small recurrent products gain little from more, and "
+        "a second busy process makes multi-threaded BLAS collapse)",
+    )
+    t.add_argument("--save", metavar="PATH", help="write the trained model and optimizer to this checkpoint")
+    t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
+    t.add_argument("--json", action="store_true", help="print one JSON summary object as the last line")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="sample text from a language-model checkpoint")
+    g.add_argument("--checkpoint", required=True, metavar="CKPT")
+    g.add_argument("--prompt", default="", help="text to start from (default: empty)")
+    g.add_argument("--length", type=_nonneg_int, default=200, help="characters to sample (default 200)")
+    g.add_argument(
+        "--temperature",
+        type=_nonneg_float,
+        default=0.8,
+        help="sampling temperature; 0 takes the most likely character (default 0.8)",
+    )
+    g.add_argument("--seed", type=_nonneg_int, default=None, help="sampling seed (default: fresh entropy)")
+    g.set_defaults(func=cmd_generate)
+
+    e = sub.add_parser("evaluate", help="print the held-out metric of a checkpoint")
+    e.add_argument("--checkpoint", required=True, metavar="CKPT")
+    e.add_argument(
+        "--data",
+        metavar="PATH",
+        help="lm: a text file scored whole; classify: a .ts pair (its test file) or a *_TEST.ts file "
+        "(default: the held-out part of the data the checkpoint was trained on)",
+    )
+    e.add_argument("--executor", choices=["dynamic", "static"], default="dynamic")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+    _add_bench(sub)
+    return p
+
+
+def _add_bench(sub) -> None:
+    """The ``bench`` slot: graphrnn/bench.py provides ``add_arguments(parser)`` and ``run(args) -> int``."""
+    try:
+        from graphrnn import bench
+    except ImportError:
+        bench = None
+    b = sub.add_parser("bench", help="benchmarks (static vs dynamic vs PyTorch)")
+    if bench is None:
+
+        def unavailable(args):
+            raise ValueError("bench is not available: graphrnn/bench.py is missing from this installation")
+
+        b.set_defaults(func=unavailable)
+    else:
+        bench.add_arguments(b)
+        b.set_defaults(func=bench.run)
+
+
+# ------------------------------------------------------------------------------------------- train
+
+
+def _emit(args, summary: dict) -> None:
+    if args.json:
+        print(json.dumps(summary), flush=True)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _resume_conflicts(args, model) -> None:
+    """Architecture options that contradict the checkpoint being resumed are an error."""
+    cfg = model.config
+    given = {"cell": args.cell, "hidden": args.hidden, "layers": args.layers}
+    have = {"cell": cfg["cell"], "hidden": cfg["hidden_size"], "layers": cfg["num_layers"]}
+    if args.bidirectional is not None:
+        given["bidirectional"] = args.bidirectional
+        have["bidirectional"] = cfg.get("bidirectional", False)
+    for k, v in given.items():
+        if v is not None and v != have[k]:
+            raise ValueError(f"--{k} must match the checkpoint being resumed ({have[k]!r}), got {v!r}")
+
+
+def cmd_train(args) -> int:
+    import graphrnn
+    from graphrnn import data as gdata
+    from graphrnn import io, train
+
+    t_start = time.perf_counter()
+    graphrnn.set_num_threads(args.threads)
+    ckpt = io.load_checkpoint(args.resume) if args.resume else None
+    task = args.task or (ckpt.meta.get("task") if ckpt else None) or ("classify" if args.data else "lm")
+    if ckpt is not None and ckpt.meta.get("task") != task:
+        raise ValueError(
+            f"--task must match the checkpoint being resumed ({ckpt.meta.get('task')!r}), got {task!r}"
+        )
+    if ckpt is not None:
+        _resume_conflicts(args, ckpt.model)
+    model = ckpt.model if ckpt else None
+    optimizer = ckpt.optimizer if ckpt else None
+    extra = ckpt.meta.get("extra", {}) if ckpt else {}
+    start_epoch = int(extra.get("epochs_done", 0))
+    if optimizer is not None and args.lr is not None:
+        optimizer.lr = args.lr
+    progress = not args.no_progress
+
+    if task == "lm":
+        if args.data:
+            raise ValueError("--data is for --task classify; give a language model's text with --text FILE")
+        if args.bidirectional:
+            raise ValueError(
+                "--bidirectional is for --task classify (a language model must read left to right)"
+            )
+        source = extra.get("source", {}) if ckpt else {}
+        if args.text:
+            corpus = gdata.text_corpus(args.text, train.LM_DEFAULTS["chunk_len"])
+        elif source.get("kind") == "text":
+            corpus = gdata.text_corpus(
+                source["path"], source.get("chunk_len", train.LM_DEFAULTS["chunk_len"])
+            )
+        else:
+            corpus = gdata.stdlib_corpus(source.get("chunk_len", train.LM_DEFAULTS["chunk_len"]))
+        _log(
+            f"graphrnn train: lm on {corpus.source.get('kind')} corpus: {len(corpus.train)} train sequences "
+            f"({corpus.train_chars:,} chars), {len(corpus.heldout)} held out ({corpus.heldout_chars:,} chars)"
+        )
+        result = train.train_lm(
+            corpus,
+            model=model,
+            optimizer=optimizer,
+            cell=args.cell,
+            hidden_size=args.hidden,
+            num_layers=args.layers,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            executor=args.executor,
+            start_epoch=start_epoch,
+            progress=progress,
+            log=_log,
+        )
+        samples = [
+            (p, train.generate(result.model, p, length=120, temperature=0.7, seed=args.seed + i))
+            for i, p in enumerate(SAMPLE_PROMPTS)
+        ]
+        print(
+            f"held-out bits per character: {result.metric['value']:.3f} "
+            f"({result.info['heldout_chars']:,} chars), "
+            f"{result.info['chars_per_second']:,.0f} chars/s training"
+        )
+        print("samples:")
+        for p, s in samples:
+            print("  " + repr(p + s))
+    else:
+        if args.text:
+            raise ValueError("--text is for --task lm; give a classification .ts pair with --data PATH")
+        source = extra.get("source", {}) if ckpt else {}
+        path = args.data or source.get("path")
+        if not path:
+            raise ValueError(
+                "--task classify needs --data PATH (a *_TRAIN.ts file or a folder holding one pair)"
+            )
+        train_set, test_set = gdata.load_ts_pair(path)
+        _log(
+            f"graphrnn train: classify {train_set.name}: {len(train_set)} train / "
+            f"{len(test_set)} test series, "
+            f"{train_set.dimensions} channels, {len(train_set.class_labels)} classes"
+        )
+        result = train.train_classifier(
+            train_set,
+            test_set,
+            model=model,
+            optimizer=optimizer,
+            cell=args.cell,
+            hidden_size=args.hidden,
+            num_layers=args.layers,
+            bidirectional=bool(args.bidirectional),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            executor=args.executor,
+            start_epoch=start_epoch,
+            progress=progress,
+            log=_log,
+        )
+        print(
+            f"test accuracy: {result.metric['value']:.4f} ({len(test_set)} series), "
+            f"{result.info['seqs_per_second']:,.1f} sequences/s training"
+        )
+
+    if args.save:
+        extra_out = {
+            "source": result.info["source"],
+            "epochs_done": result.info["epochs_done"],
+            "train_loss": list(extra.get("train_loss", [])) + result.train_loss,
+            "metric": result.metric,
+            "seed": args.seed,
+        }
+        io.save(args.save, result.model, result.optimizer, extra=extra_out)
+        _log(f"saved checkpoint to {args.save}")
+    seconds = time.perf_counter() - t_start
+    model = result.model
+    summary = {
+        "task": task,
+        "cell": model.config["cell"],
+        "executor": args.executor,
+        "epochs": len(result.train_loss),
+        "train_loss": result.train_loss,
+        "metric": result.metric,
+        "seconds": seconds,
+        "hidden": model.config["hidden_size"],
+        "layers": model.config["num_layers"],
+        "batch_size": args.batch_size
+        or (train.LM_DEFAULTS if task == "lm" else train.CLASSIFY_DEFAULTS)["batch_size"],
+        "seed": args.seed,
+        "threads": args.threads,
+        "python": platform.python_version(),
+    }
+    if task == "lm":
+        summary["chars_per_second"] = result.info["chars_per_second"]
+    else:
+        summary["seqs_per_second"] = result.info["seqs_per_second"]
+        summary["bidirectional"] = model.config["bidirectional"]
+    _emit(args, summary)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- generate
+
+
+def cmd_generate(args) -> int:
+    from graphrnn import io, train
+
+    model = io.load(args.checkpoint)
+    if not isinstance(model, train.CharLM):
+        raise ValueError(f"--checkpoint must hold a language model (task lm), got a {type(model).__name__}")
+    text = train.generate(
+        model, args.prompt, length=args.length, temperature=args.temperature, seed=args.seed
+    )
+    print(args.prompt + text)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args) -> int:
+    from graphrnn import data as gdata
+    from graphrnn import io, train
+
+    ckpt = io.load_checkpoint(args.checkpoint)
+    model, extra = ckpt.model, ckpt.meta.get("extra", {})
+    source = extra.get("source", {})
+    if isinstance(model, train.CharLM):
+        chunk_len = source.get("chunk_len", train.LM_DEFAULTS["chunk_len"])
+        if args.data:
+            corpus = gdata.text_corpus(args.data, chunk_len)
+            texts, what = corpus.train + corpus.heldout, f"all of {args.data}"
+        elif source.get("kind") == "text":
+            texts, what = (
+                gdata.text_corpus(source["path"], chunk_len).heldout,
+                f"held-out part of {source['path']}",
+            )
+        else:
+            texts, what = gdata.stdlib_corpus(chunk_len).heldout, "held-out stdlib docstrings"
+        nats = train.evaluate_lm(model, texts, executor=args.executor)
+        metric = {"name": "bits_per_char", "value": nats / train.LN2}
+        print(f"bits per character: {metric['value']:.4f} on {what} ({sum(map(len, texts)):,} chars)")
+    elif isinstance(model, train.SequenceClassifier):
+        path = args.data or source.get("path")
+        if not path:
+            raise ValueError("--data PATH is needed: the checkpoint does not record its data")
+        if str(path).upper().endswith("_TEST.TS"):
+            test_set = gdata.read_ts(path)
+        else:
+            test_set = gdata.load_ts_pair(path)[1]
+        acc = train.evaluate_classifier(model, test_set, executor=args.executor)
+        metric = {"name": "accuracy", "value": acc}
+        print(f"accuracy: {acc:.4f} on {test_set.path} ({len(test_set)} series)")
+    else:
+        raise ValueError(
+            f"--checkpoint must hold a model trained by graphrnn train, got a {type(model).__name__}"
+        )
+    _emit(args, {"task": ckpt.meta.get("task"), "metric": metric, "checkpoint": args.checkpoint})
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"graphrnn {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"graphrnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
