@@ -19,6 +19,8 @@ from graphrnn.kernels import cpu
 # above it, a Python loop calls NumPy's BLAS for h W_hh^T and a jitted kernel for the gate maths.
 # (PERF-NOTES: BLAS from NumPy wins from B ~ 16; per-step Python overhead dominates at B = 1.)
 JIT_LOOP_MAX_BATCH = 8
+# Inference projects this many elements of x W_ih^T at a time (4 Mi: 16 MB in float32, still one big GEMM).
+INFERENCE_CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Tape:
     order: np.ndarray  # sort permutation: sorted row i is original row order[i]
     batch_sizes: np.ndarray  # (T,) rows still running at each step
     rev_idx: np.ndarray | None  # (T, B) time index of each row reversed within its length
+    T_in: int  # the input's T; the executor ran only T = max(lengths) <= T_in steps
     inputs: list = field(default_factory=list)  # per layer, its input (T, B, I_l) in sorted order
     masks: list | None = None  # dropout factors, sorted order
     dirs: list = field(default_factory=list)  # per layer * D + d, a _DirTape
@@ -65,11 +68,15 @@ def _input_projection(spec, inp, W_ih, b_ih, b_hh):
     return xw
 
 
-def _run_direction(spec, xw, W_hh, b_hh, batch_sizes, h, c, keep):
-    """Run one layer and direction over xw (T, B, G*H); h, c updated in place to the final state."""
-    T, B, GH = xw.shape
-    H = spec.hidden_size
-    dt = xw.dtype
+def _run_direction(spec, inp, W_ih, b_ih, W_hh, b_hh, batch_sizes, h, c, keep):
+    """Run one layer and direction over inp (T, B, I); h, c are updated in place to the final state.
+
+    Training projects all T steps in one GEMM and keeps every step's activations. Inference projects a
+    chunk of steps at a time, so its memory stays bounded by the output instead of growing with G*H*T.
+    """
+    T, B, _ = inp.shape
+    H, GH = spec.hidden_size, W_hh.shape[0]
+    dt = inp.dtype
     out = np.zeros((T, B, H), dtype=dt)
     steps = T if keep else 1
     relu = spec.cell == "rnn_relu"
@@ -81,47 +88,53 @@ def _run_direction(spec, xw, W_hh, b_hh, batch_sizes, h, c, keep):
         gates = np.empty((steps, B, GH), dtype=dt)
         ghn = np.empty((steps, B, H), dtype=dt)
         b_hh = np.zeros(GH, dtype=dt) if b_hh is None else b_hh
-
-    if B <= JIT_LOOP_MAX_BATCH:
-        W_hhT = np.ascontiguousarray(W_hh.T)
-        if spec.cell == "lstm":
-            cpu.lstm_forward_seq(xw, W_hhT, batch_sizes, h, c, out, c_all, gates)
-        elif spec.cell == "gru":
-            cpu.gru_forward_seq(xw, W_hhT, b_hh, batch_sizes, h, out, gates, ghn)
-        else:
-            cpu.rnn_forward_seq(xw, W_hhT, batch_sizes, relu, h, out)
-    else:
-        W_hhT = W_hh.T  # a transposed view: BLAS reads it without a copy
-        gh = np.empty((B, GH), dtype=dt)
-        for t in range(T):
-            nb = int(batch_sizes[t])
-            np.matmul(h[:nb], W_hhT, out=gh[:nb])
-            s = t if keep else 0
+    in_jit = B <= JIT_LOOP_MAX_BATCH
+    W_hhT = np.ascontiguousarray(W_hh.T) if in_jit else W_hh.T  # BLAS reads the transposed view as is
+    gh = np.empty((B, GH), dtype=dt)
+    chunk = max(1, T if keep else INFERENCE_CHUNK_ELEMENTS // (B * GH))
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        xw = _input_projection(spec, inp[t0:t1], W_ih, b_ih, b_hh)
+        bs, o = batch_sizes[t0:t1], out[t0:t1]
+        if in_jit:
             if spec.cell == "lstm":
-                cpu.lstm_cell_forward(xw[t], gh, nb, h, c, out[t], gates[s])
-                if keep:
-                    c_all[t, :nb] = c[:nb]
+                cpu.lstm_forward_seq(xw, W_hhT, bs, h, c, o, c_all, gates)
             elif spec.cell == "gru":
-                cpu.gru_cell_forward(xw[t], gh, b_hh, nb, h, out[t], gates[s], ghn[s])
+                cpu.gru_forward_seq(xw, W_hhT, b_hh, bs, h, o, gates, ghn)
             else:
-                cpu.rnn_cell_forward(xw[t], gh, nb, relu, h, out[t])
+                cpu.rnn_forward_seq(xw, W_hhT, bs, relu, h, o)
+            continue
+        for t in range(t1 - t0):
+            nb = int(bs[t])
+            np.matmul(h[:nb], W_hhT, out=gh[:nb])
+            s = t0 + t if keep else 0
+            if spec.cell == "lstm":
+                cpu.lstm_cell_forward(xw[t], gh, nb, h, c, o[t], gates[s])
+                if keep:
+                    c_all[s, :nb] = c[:nb]
+            elif spec.cell == "gru":
+                cpu.gru_cell_forward(xw[t], gh, b_hh, nb, h, o[t], gates[s], ghn[s])
+            else:
+                cpu.rnn_cell_forward(xw[t], gh, nb, relu, h, o[t])
     return out, gates, c_all, ghn
 
 
 def forward(spec, params, x, lengths, h0, c0, masks, keep):
     """The executor contract's forward (graphrnn/executors.py)."""
-    T, B, _ = x.shape
+    T_in, B, _ = x.shape
     H, D, L = spec.hidden_size, spec.directions, spec.num_layers
+    # The loop bound is this batch's own longest sequence: steps past it are all padding.
+    T = int(lengths.max()) if B else 0
     order = np.argsort(-lengths, kind="stable")
     lengths_sorted = lengths[order]
     batch_sizes = (lengths_sorted[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
     rev_idx = _reverse_index(lengths_sorted, T) if D == 2 else None
-    masks_sorted = [np.ascontiguousarray(m[:, order]) for m in masks] if masks is not None else None
-    tape = Tape(spec, params, order, batch_sizes, rev_idx, masks=masks_sorted) if keep else None
+    masks_sorted = [np.ascontiguousarray(m[:T, order]) for m in masks] if masks is not None else None
+    tape = Tape(spec, params, order, batch_sizes, rev_idx, T_in, masks=masks_sorted) if keep else None
 
     h_n = np.empty_like(h0)
     c_n = np.empty_like(c0) if c0 is not None else None
-    layer_in = np.ascontiguousarray(x[:, order])
+    layer_in = np.ascontiguousarray(x[:T, order])
     for layer in range(L):
         if keep:
             tape.inputs.append(layer_in)
@@ -130,12 +143,11 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
             k = layer * D + d
             W_ih, W_hh, b_ih, b_hh = spec.layer_params(params, layer, d)
             inp = layer_in if d == 0 else _gather_time(layer_in, rev_idx)
-            xw = _input_projection(spec, inp, W_ih, b_ih, b_hh)
             h = np.ascontiguousarray(h0[k][order])
             c = np.ascontiguousarray(c0[k][order]) if c0 is not None else None
             if keep:
                 h0_k, c0_k = h.copy(), (c.copy() if c is not None else None)
-            out, gates, c_all, ghn = _run_direction(spec, xw, W_hh, b_hh, batch_sizes, h, c, keep)
+            out, gates, c_all, ghn = _run_direction(spec, inp, W_ih, b_ih, W_hh, b_hh, batch_sizes, h, c, keep)
             if keep:
                 tape.dirs.append(_DirTape(out, h0_k, c0_k, gates, c_all, ghn))
             layer_out[:, :, d * H : (d + 1) * H] = out if d == 0 else _gather_time(out, rev_idx)
@@ -147,7 +159,8 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
         layer_in = layer_out
 
     inv = np.argsort(order)
-    out = np.ascontiguousarray(layer_in[:, inv])
+    out = np.zeros((T_in, B, D * H), dtype=x.dtype)
+    out[:T] = layer_in[:, inv]
     h_n = np.ascontiguousarray(h_n[:, inv])
     if c_n is not None:
         c_n = np.ascontiguousarray(c_n[:, inv])
@@ -193,11 +206,18 @@ def backward(tape, g_out, g_hn, g_cn):
     """The executor contract's backward (graphrnn/executors.py)."""
     spec, params, order = tape.spec, tape.params, tape.order
     H, D, L = spec.hidden_size, spec.directions, spec.num_layers
-    T, B, _ = g_out.shape
+    T, B = len(tape.batch_sizes), g_out.shape[1]
+    if T == 0:  # every length is 0: h_n = h0 and nothing else depends on anything
+        grads = {name: np.zeros_like(p) for name, p in params.items()}
+        grads["input"] = np.zeros((tape.T_in,) + tape.inputs[0].shape[1:], dtype=g_out.dtype)
+        grads["h0"] = g_hn.copy()
+        if g_cn is not None:
+            grads["c0"] = g_cn.copy()
+        return grads
     grads = {}
     g_h0 = np.empty_like(g_hn)
     g_c0 = np.empty_like(g_cn) if g_cn is not None else None
-    g_layer = g_out[:, order]
+    g_layer = g_out[:T, order]
     for layer in range(L - 1, -1, -1):
         inp = tape.inputs[layer]
         g_in = np.zeros_like(inp)
@@ -229,7 +249,8 @@ def backward(tape, g_out, g_hn, g_cn):
         g_layer = g_in * tape.masks[layer - 1] if (layer > 0 and tape.masks is not None) else g_in
 
     inv = np.argsort(order)
-    grads["input"] = np.ascontiguousarray(g_layer[:, inv])
+    grads["input"] = np.zeros((tape.T_in,) + g_layer.shape[1:], dtype=g_out.dtype)
+    grads["input"][:T] = g_layer[:, inv]
     grads["h0"] = np.ascontiguousarray(g_h0[:, inv])
     if g_c0 is not None:
         grads["c0"] = np.ascontiguousarray(g_c0[:, inv])
