@@ -1,9 +1,13 @@
-"""The ``graphrnn`` command: ``train``, ``generate``, ``evaluate`` (and ``bench``, from graphrnn.bench).
+"""The ``graphrnn`` command: ``train``, ``generate``, ``evaluate``, ``predict`` (and ``bench``).
 
 ``graphrnn train`` with no arguments trains a character-level LSTM language model on the docstrings of the
 running Python's standard library and reports held-out bits per character; ``--task classify --data PATH``
 trains a sequence classifier on a UEA/UCR ``.ts`` pair and reports test accuracy. Errors in what the user
 gave (ValueError, TypeError, FileNotFoundError) print one line on stderr and exit with status 2.
+
+Under MPI (``graphrnn.distributed``): ``mpiexec -n N graphrnn train --distributed ...`` trains data-parallel
+(rank 0 alone prints, shows the progress bar, writes the checkpoint and the JSON summary);
+``mpiexec -n N graphrnn predict ...`` splits the data across the ranks.
 """
 
 from __future__ import annotations
@@ -127,9 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--threads",
         type=_positive_int,
-        default=1,
+        default=None,
         help="BLAS and Numba threads (default 1: small recurrent products gain little from more, and "
-        "a second busy process makes multi-threaded BLAS collapse)",
+        "a second busy process makes multi-threaded BLAS collapse; with --distributed: each rank's share "
+        "of its node's cores)",
+    )
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training over the ranks of mpiexec -n N (needs graphrnn[mpi]); --batch-size "
+        "is the global batch, split across the ranks",
+    )
+    t.add_argument(
+        "--check-every",
+        type=_nonneg_int,
+        default=0,
+        metavar="N",
+        help="with --distributed: check every N steps that all ranks hold identical parameters "
+        "(default 0: at the start only)",
     )
     t.add_argument("--save", metavar="PATH", help="write the trained model and optimizer to this checkpoint")
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
@@ -161,6 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--executor", choices=["dynamic", "static"], default="dynamic")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser(
+        "predict",
+        help="per-item predictions of a checkpoint (also split across ranks under mpiexec)",
+        description="lm checkpoint: bits per character of each non-empty line of a text file; classify "
+        "checkpoint: the predicted class of each series of a .ts file (a folder: its *_TEST.ts). One line "
+        "per item on stdout, in the data's order; the overall metric on stderr. Under mpiexec -n N the "
+        "items are split across the ranks and rank 0 prints.",
+    )
+    r.add_argument("--checkpoint", required=True, metavar="CKPT")
+    r.add_argument("--data", required=True, metavar="PATH", help="a text file (lm) or a .ts file or folder")
+    r.add_argument("--executor", choices=["dynamic", "static"], default="dynamic")
+    r.add_argument("--batch-size", type=_positive_int, default=64, help="sequences per batch (default 64)")
+    r.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="BLAS and Numba threads (default 1; under mpiexec each rank's share of its node's cores)",
+    )
+    r.add_argument("--json", action="store_true", help="print one JSON object (with every prediction) last")
+    r.set_defaults(func=cmd_predict)
 
     _add_bench(sub)
     return p
@@ -209,13 +249,60 @@ def _resume_conflicts(args, model) -> None:
             raise ValueError(f"--{k} must match the checkpoint being resumed ({have[k]!r}), got {v!r}")
 
 
+def _quiet(msg: str) -> None:
+    pass
+
+
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
+
+
+def _mpi_comm(distributed: bool):
+    """COMM_WORLD for a distributed run; None for a plain run, which must not be started N times."""
+    from graphrnn import distributed as gdist
+
+    if distributed:
+        return gdist.world()
+    n = gdist.launched_world_size()
+    if n > 1:
+        raise ValueError(
+            f"graphrnn train runs under an MPI launcher with {n} ranks: add --distributed (otherwise every "
+            "rank would train the same model alone and write the same files)"
+        )
+    return None
+
+
+def _threads(comm, threads) -> int:
+    """Set and return BLAS + Numba threads: ``threads`` (default 1), or each rank's share under MPI."""
+    if comm is None:
+        import graphrnn
+
+        graphrnn.set_num_threads(threads or 1)
+        return threads or 1
+    from graphrnn import distributed as gdist
+
+    return gdist.configure_threads(comm, threads)
+
+
 def cmd_train(args) -> int:
-    import graphrnn
+    comm = _mpi_comm(args.distributed)
+    if comm is None:
+        return _train(args, None)
+    from graphrnn import distributed as gdist
+
+    with gdist.abort_on_error(
+        comm, _USER_ERRORS, "graphrnn train"
+    ):  # one rank failing must not hang the rest
+        return _train(args, comm)
+
+
+def _train(args, comm) -> int:
     from graphrnn import data as gdata
     from graphrnn import io, train
 
     t_start = time.perf_counter()
-    graphrnn.set_num_threads(args.threads)
+    threads = _threads(comm, args.threads)
+    root = comm is None or comm.Get_rank() == 0
+    log = _log if root else _quiet
     ckpt = io.load_checkpoint(args.resume) if args.resume else None
     task = args.task or (ckpt.meta.get("task") if ckpt else None) or ("classify" if args.data else "lm")
     if ckpt is not None and ckpt.meta.get("task") != task:
@@ -248,7 +335,7 @@ def cmd_train(args) -> int:
             )
         else:
             corpus = gdata.stdlib_corpus(source.get("chunk_len", train.LM_DEFAULTS["chunk_len"]))
-        _log(
+        log(
             f"graphrnn train: lm on {corpus.source.get('kind')} corpus: {len(corpus.train)} train sequences "
             f"({corpus.train_chars:,} chars), {len(corpus.heldout)} held out ({corpus.heldout_chars:,} chars)"
         )
@@ -266,8 +353,12 @@ def cmd_train(args) -> int:
             executor=args.executor,
             start_epoch=start_epoch,
             progress=progress,
-            log=_log,
+            log=log,
+            comm=comm,
+            check_every=args.check_every,
         )
+        if not root:
+            return 0
         samples = [
             (p, train.generate(result.model, p, length=120, temperature=0.7, seed=args.seed + i))
             for i, p in enumerate(SAMPLE_PROMPTS)
@@ -290,7 +381,7 @@ def cmd_train(args) -> int:
                 "--task classify needs --data PATH (a *_TRAIN.ts file or a folder holding one pair)"
             )
         train_set, test_set = gdata.load_ts_pair(path)
-        _log(
+        log(
             f"graphrnn train: classify {train_set.name}: {len(train_set)} train / "
             f"{len(test_set)} test series, "
             f"{train_set.dimensions} channels, {len(train_set.class_labels)} classes"
@@ -311,8 +402,12 @@ def cmd_train(args) -> int:
             executor=args.executor,
             start_epoch=start_epoch,
             progress=progress,
-            log=_log,
+            log=log,
+            comm=comm,
+            check_every=args.check_every,
         )
+        if not root:
+            return 0
         print(
             f"test accuracy: {result.metric['value']:.4f} ({len(test_set)} series), "
             f"{result.info['seqs_per_second']:,.1f} sequences/s training"
@@ -327,7 +422,7 @@ def cmd_train(args) -> int:
             "seed": args.seed,
         }
         io.save(args.save, result.model, result.optimizer, extra=extra_out)
-        _log(f"saved checkpoint to {args.save}")
+        log(f"saved checkpoint to {args.save}")
     seconds = time.perf_counter() - t_start
     model = result.model
     summary = {
@@ -343,7 +438,8 @@ def cmd_train(args) -> int:
         "batch_size": args.batch_size
         or (train.LM_DEFAULTS if task == "lm" else train.CLASSIFY_DEFAULTS)["batch_size"],
         "seed": args.seed,
-        "threads": args.threads,
+        "threads": threads,
+        "ranks": result.info["ranks"],
         "python": platform.python_version(),
     }
     if task == "lm":
@@ -412,6 +508,91 @@ def cmd_evaluate(args) -> int:
             f"--checkpoint must hold a model trained by graphrnn train, got a {type(model).__name__}"
         )
     _emit(args, {"task": ckpt.meta.get("task"), "metric": metric, "checkpoint": args.checkpoint})
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- predict
+
+
+def cmd_predict(args) -> int:
+    from graphrnn import distributed as gdist
+
+    comm = gdist.world() if gdist.launched_world_size() > 1 else None
+    if comm is None:
+        return _predict(args, None)
+    with gdist.abort_on_error(comm, _USER_ERRORS, "graphrnn predict"):
+        return _predict(args, comm)
+
+
+def _predict(args, comm) -> int:
+    import os
+
+    from graphrnn import data as gdata
+    from graphrnn import distributed as gdist
+    from graphrnn import io, train
+
+    t0 = time.perf_counter()
+    threads = _threads(comm, args.threads)
+    root = comm is None or comm.Get_rank() == 0
+    model = io.load(args.checkpoint)
+    if isinstance(model, train.CharLM):
+        with open(args.data, encoding="utf-8") as f:
+            numbered = [(i + 1, line) for i, line in enumerate(f.read().splitlines()) if line]
+        if not numbered:
+            raise ValueError(f"--data must hold at least one non-empty line, got none in {args.data}")
+        items = [line for _, line in numbered]
+    elif isinstance(model, train.SequenceClassifier):
+        dataset = (
+            gdata.read_ts(args.data) if not os.path.isdir(args.data) else gdata.load_ts_pair(args.data)[1]
+        )
+        if dataset.dimensions != model.config["input_size"]:
+            raise ValueError(
+                f"--data must have {model.config['input_size']} dimensions for this checkpoint, "
+                f"got {dataset.dimensions} in {dataset.path}"
+            )
+        items = dataset.series
+    else:
+        raise ValueError(
+            f"--checkpoint must hold a model trained by graphrnn train, got a {type(model).__name__}"
+        )
+    if comm is not None:  # rank 0 compiles (and caches) the kernels before the others load them
+        gdist.warm_cache(comm, lambda: gdist.warm_model(model, args.executor, train=False))
+    res = gdist.predict_model(model, items, comm=comm, executor=args.executor, batch_size=args.batch_size)
+    if not root:
+        return 0
+    if isinstance(model, train.CharLM):
+        nats, chars = res[:, 0], res[:, 1]
+        bits = nats / chars / train.LN2
+        predictions = [
+            {"line": n, "chars": int(c), "bits_per_char": float(b)}
+            for (n, _), c, b in zip(numbered, chars, bits)
+        ]
+        for p in predictions:
+            print(f"{p['line']}\t{p['bits_per_char']:.4f}")
+        metric = {"name": "bits_per_char", "value": float(nats.sum() / chars.sum() / train.LN2)}
+        _log(
+            f"bits per character: {metric['value']:.4f} over {len(items)} lines ({int(chars.sum()):,} chars)"
+        )
+    else:
+        pred = res.argmax(axis=1)
+        predictions = [{"index": i, "label": model.labels[k]} for i, k in enumerate(pred)]
+        for p in predictions:
+            print(f"{p['index']}\t{p['label']}")
+        correct = sum(p["label"] == lab for p, lab in zip(predictions, dataset.labels))
+        metric = {"name": "accuracy", "value": correct / len(items)}
+        _log(f"accuracy: {metric['value']:.4f} on {dataset.path} ({len(items)} series)")
+    summary = {
+        "task": model.task,
+        "checkpoint": args.checkpoint,
+        "data": args.data,
+        "n": len(items),
+        "metric": metric,
+        "ranks": 1 if comm is None else comm.Get_size(),
+        "threads": threads,
+        "seconds": time.perf_counter() - t0,
+        "predictions": predictions,
+    }
+    _emit(args, summary)
     return 0
 
 

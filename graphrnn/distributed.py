@@ -194,12 +194,12 @@ def _parts(model) -> list:
     return list(getattr(model, "parts", {"model": model}).values())
 
 
-def warm_model(model, executor: str = "dynamic") -> None:
+def warm_model(model, executor: str = "dynamic", *, train: bool = True) -> None:
     """Run every kernel path ``model`` uses in training and inference once on tiny synthetic batches.
 
     Batches of one row and of more rows than the dynamic executor's in-jit loop handles, with unequal
-    lengths, through ``loss_and_grads`` (train mode, dropout generators restored afterwards) and the
-    inference call. Models other than CharLM / SequenceClassifier / RNN / LSTM / GRU are left alone.
+    lengths, through ``loss_and_grads`` (train mode, dropout generators restored afterwards; skipped
+    when ``train`` is False) and the inference call. Models other than CharLM / SequenceClassifier / RNN / LSTM / GRU are left alone.
     """
     from graphrnn.dynamic import JIT_LOOP_MAX_BATCH
 
@@ -216,20 +216,23 @@ def warm_model(model, executor: str = "dynamic") -> None:
                 from graphrnn import data as gdata
 
                 inputs, targets, ln = gdata.lm_batch(seqs)
-                model.loss_and_grads(inputs, targets, ln, executor=executor, train=True)
+                if train:
+                    model.loss_and_grads(inputs, targets, ln, executor=executor, train=True)
                 model.nll(inputs, targets, ln, executor=executor)
             elif task == "classify":
                 C = model.config["input_size"]
                 x = rng.standard_normal((T, B, C)).astype(model.dtype)
                 y = rng.integers(0, len(model.labels), size=B)
-                model.loss_and_grads(x, lengths, y, executor=executor, train=True)
+                if train:
+                    model.loss_and_grads(x, lengths, y, executor=executor, train=True)
                 model.logits(x, lengths, executor=executor)
             elif hasattr(model, "spec") and hasattr(model, "backward"):
                 x = rng.standard_normal((T, B, model.spec.input_size)).astype(model.dtype)
                 if model.batch_first:
                     x = np.ascontiguousarray(x.transpose(1, 0, 2))
-                out, _, tape = model.forward(x, lengths, executor=executor, train=True)
-                model.backward(tape, np.ones_like(out))
+                if train:
+                    out, _, tape = model.forward(x, lengths, executor=executor, train=True)
+                    model.backward(tape, np.ones_like(out))
                 model(x, lengths, executor=executor)
 
 
@@ -527,19 +530,26 @@ def predict_model(model, items, *, comm=None, executor: str = "dynamic", batch_s
 
 
 @contextlib.contextmanager
-def abort_on_error(comm, passthrough=()):
-    """Inside, an exception on one rank aborts every rank (MPI_Abort) instead of leaving the others
-    waiting forever in a collective; exceptions of the ``passthrough`` types propagate normally
-    (use for errors every rank raises alike, such as a bad command-line argument)."""
+def abort_on_error(comm, user_errors=(), label: str = "graphrnn"):
+    """Inside, an exception on any rank aborts every rank (MPI_Abort) instead of leaving the others
+    waiting forever in a collective. Exceptions of the ``user_errors`` types print one line,
+    ``<label>: error: <message> (rank r)``, and abort with status 2; any other prints its traceback and
+    aborts with status 1. With one rank (or ``comm`` None) exceptions propagate unchanged.
+    """
     try:
         yield
-    except passthrough:
-        raise
-    except BaseException as exc:
+    except BaseException as exc:  # anything left unhandled would hang the other ranks
         if comm is None or comm.Get_size() == 1 or isinstance(exc, SystemExit):
             raise
         rank = comm.Get_rank()
-        sys.stderr.write(f"graphrnn: rank {rank} failed; aborting all ranks\n")
-        traceback.print_exc()
+        if isinstance(exc, user_errors):
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            sys.stderr.write(f"{label}: error: {msg} (rank {rank})\n")
+            code = 2
+        else:
+            sys.stderr.write(f"{label}: rank {rank} failed; aborting all ranks\n")
+            traceback.print_exc()
+            code = 1
         sys.stderr.flush()
-        comm.Abort(1)
+        comm.Abort(code)
+        os._exit(code)  # MPI_Abort does not return; should it ever, never fall back into the program

@@ -418,17 +418,41 @@ def _epoch_subset(n_items: int, sizes: np.ndarray, budget, rng) -> np.ndarray:
     return perm[: max(1, int(np.searchsorted(cum, budget)) + 1)]
 
 
-def evaluate_lm(model: CharLM, texts: list[str], *, batch_size=64, executor="dynamic") -> float:
-    """Mean nats per character over ``texts`` (each text one sequence, predicted from BOS onwards)."""
+def _data_parallel(model, optimizer, comm, check_every, executor, progress, log):
+    """With an MPI ``comm``: a ``graphrnn.distributed.DataParallel`` (parameters checked identical on
+    every rank, Numba cache warmed by rank 0 first), and the progress bar and log on rank 0 only.
+
+    Every rank draws the same global batches; each runs its length-balanced shard, one Allreduce sums
+    the gradients, and clipping and the optimizer step follow on every rank, so ``batch_size`` is the
+    global batch and N ranks compute what one process computes, to rounding.
+    """
+    if comm is None:
+        return None, progress, log
+    from graphrnn.distributed import DataParallel
+
+    dp = DataParallel(model, optimizer, comm, check_every=check_every, warm_executor=executor)
+    return dp, progress and dp.is_root, log if dp.is_root else None
+
+
+def evaluate_lm(model: CharLM, texts: list[str], *, batch_size=64, executor="dynamic", dist=None) -> float:
+    """Mean nats per character over ``texts`` (each text one sequence, predicted from BOS onwards).
+
+    ``dist`` (a ``graphrnn.distributed.DataParallel``): the batches are split across its ranks.
+    """
     seqs = [model.encode(t) for t in texts if t]
     if not seqs:
         raise ValueError("evaluation texts must hold at least one character, got none")
     total, count = 0.0, 0
-    for idx in gdata.bucket_batches([len(s) for s in seqs], batch_size):
+    batches = gdata.bucket_batches([len(s) for s in seqs], batch_size)
+    if dist is not None:
+        batches = dist.shard_batches(batches, [sum(len(seqs[i]) for i in b) for b in batches])
+    for idx in batches:
         inputs, targets, lengths = gdata.lm_batch([seqs[i] for i in idx])
         s, n = model.nll(inputs, targets, lengths, executor=executor)
         total += s
         count += n
+    if dist is not None:
+        total, count = dist.allreduce_sum(total, count)
     return total / count
 
 
@@ -452,11 +476,14 @@ def train_lm(
     progress=True,
     eval_batch_size=64,
     log=None,
+    comm=None,
+    check_every=0,
 ) -> TrainResult:
     """Train (or continue training) a character-level LM; metric = held-out bits per character.
 
     ``corpus`` defaults to the stdlib docstrings; ``chars_per_epoch`` ("default" = LM_DEFAULTS' value for
     the stdlib corpus, a full pass for any other corpus; None = full pass) bounds one epoch.
+    ``comm`` (an MPI communicator): data-parallel training, see ``_data_parallel``.
     """
     d = LM_DEFAULTS
     executor = _check_executor(executor)
@@ -487,6 +514,12 @@ def train_lm(
         optimizer = Adam(model.params, lr=lr)
     train_seqs = [model.encode(t) for t in corpus.train if t]
     sizes = np.array([len(s) for s in train_seqs], dtype=np.int64)
+    dp, progress, log = _data_parallel(model, optimizer, comm, check_every, executor, progress, log)
+
+    def batch_step(idx):  # one batch (or this rank's shard of it) -> (mean loss, count, grads)
+        inputs, targets, lengths = gdata.lm_batch([train_seqs[i] for i in idx])
+        return model.loss_and_grads(inputs, targets, lengths, executor=executor)
+
     losses = []
     chars_seen = 0
     t_train = time.perf_counter()
@@ -499,8 +532,10 @@ def train_lm(
         sum_loss, sum_n = 0.0, 0
         try:
             for bidx in batches:
-                inputs, targets, lengths = gdata.lm_batch([train_seqs[i] for i in subset[bidx]])
-                loss, n, grads = model.loss_and_grads(inputs, targets, lengths, executor=executor)
+                idx = subset[bidx]
+                loss, n, grads = (
+                    batch_step(idx) if dp is None else dp.loss_and_grads(batch_step, idx, sizes[idx])
+                )
                 clip_grad_norm(grads, clip)
                 optimizer.step(grads)
                 sum_loss += loss * n
@@ -517,7 +552,7 @@ def train_lm(
                 f"({losses[-1] / LN2:.3f} bits), {sum_n} chars"
             )
     train_seconds = time.perf_counter() - t_train
-    nats = evaluate_lm(model, corpus.heldout, batch_size=eval_batch_size, executor=executor)
+    nats = evaluate_lm(model, corpus.heldout, batch_size=eval_batch_size, executor=executor, dist=dp)
     seconds = time.perf_counter() - t0
     info = {
         "train_chars_seen": chars_seen,
@@ -526,6 +561,7 @@ def train_lm(
         "heldout_nats_per_char": nats,
         "source": corpus.source,
         "epochs_done": start_epoch + epochs,
+        "ranks": 1 if dp is None else dp.size,
     }
     return TrainResult(
         model, optimizer, losses, {"name": "bits_per_char", "value": nats / LN2}, seconds, info
@@ -533,18 +569,23 @@ def train_lm(
 
 
 def evaluate_classifier(
-    model: SequenceClassifier, dataset: gdata.TSDataset, *, batch_size=64, executor="dynamic"
+    model: SequenceClassifier, dataset: gdata.TSDataset, *, batch_size=64, executor="dynamic", dist=None
 ) -> float:
-    """Accuracy of ``model`` on ``dataset`` (labels matched by name)."""
+    """Accuracy of ``model`` on ``dataset`` (labels matched by name); ``dist`` splits the batches."""
     index = {lab: i for i, lab in enumerate(model.labels)}
     unknown = sorted(set(dataset.labels) - set(index))
     if unknown:
         raise ValueError(f"dataset labels {unknown} are not among the model's class labels {model.labels}")
     y = np.array([index[lab] for lab in dataset.labels])
     correct = 0
-    for idx in gdata.bucket_batches([len(s) for s in dataset.series], batch_size):
+    batches = gdata.bucket_batches([len(s) for s in dataset.series], batch_size)
+    if dist is not None:
+        batches = dist.shard_batches(batches, [sum(len(dataset.series[i]) for i in b) for b in batches])
+    for idx in batches:
         x, lengths = model.batch([dataset.series[i] for i in idx])
         correct += int((model.logits(x, lengths, executor=executor).argmax(axis=1) == y[idx]).sum())
+    if dist is not None:
+        (correct,) = dist.allreduce_sum(correct)
     return correct / len(y)
 
 
@@ -567,8 +608,13 @@ def train_classifier(
     start_epoch=0,
     progress=True,
     log=None,
+    comm=None,
+    check_every=0,
 ) -> TrainResult:
-    """Train (or continue training) a sequence classifier on a .ts pair; metric = test accuracy."""
+    """Train (or continue training) a sequence classifier on a .ts pair; metric = test accuracy.
+
+    ``comm`` (an MPI communicator): data-parallel training, see ``_data_parallel``.
+    """
     d = CLASSIFY_DEFAULTS
     executor = _check_executor(executor)
     epochs = _check_positive_int("epochs", d["epochs"] if epochs is None else epochs)
@@ -606,6 +652,12 @@ def train_classifier(
         raise ValueError(f"training labels {unknown} are not among the model's class labels {model.labels}")
     y = np.array([index[lab] for lab in train_set.labels])
     sizes = np.array([len(s) for s in train_set.series])
+    dp, progress, log = _data_parallel(model, optimizer, comm, check_every, executor, progress, log)
+
+    def batch_step(idx):  # one batch (or this rank's shard of it) -> (mean loss, count, grads)
+        x, lengths = model.batch([train_set.series[i] for i in idx])
+        return model.loss_and_grads(x, lengths, y[idx], executor=executor)
+
     losses = []
     seen = 0
     t_train = time.perf_counter()
@@ -616,8 +668,9 @@ def train_classifier(
         sum_loss = 0.0
         try:
             for bidx in batches:
-                x, lengths = model.batch([train_set.series[i] for i in bidx])
-                loss, n, grads = model.loss_and_grads(x, lengths, y[bidx], executor=executor)
+                loss, n, grads = (
+                    batch_step(bidx) if dp is None else dp.loss_and_grads(batch_step, bidx, sizes[bidx])
+                )
                 clip_grad_norm(grads, clip)
                 optimizer.step(grads)
                 sum_loss += loss * n
@@ -630,13 +683,14 @@ def train_classifier(
         if log:
             log(f"epoch {epoch + 1}: train loss {losses[-1]:.4f}")
     train_seconds = time.perf_counter() - t_train
-    acc = evaluate_classifier(model, test_set, executor=executor)
+    acc = evaluate_classifier(model, test_set, executor=executor, dist=dp)
     seconds = time.perf_counter() - t0
     info = {
         "train_seqs_seen": seen,
         "seqs_per_second": seen / max(train_seconds, 1e-9),
         "source": {"kind": "ts", "path": train_set.path, "test_path": test_set.path, "name": train_set.name},
         "epochs_done": start_epoch + epochs,
+        "ranks": 1 if dp is None else dp.size,
     }
     return TrainResult(model, optimizer, losses, {"name": "accuracy", "value": acc}, seconds, info)
 

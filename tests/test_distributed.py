@@ -19,6 +19,7 @@ import pytest
 from gradcheck import assert_close
 
 from graphrnn import distributed as dist
+from graphrnn.cli import main
 
 HERE = pathlib.Path(__file__).resolve().parent
 RANKS = 2
@@ -158,6 +159,116 @@ def test_inference_results_go_to_rank_0_only_or_to_every_rank_when_asked(mpi_run
     assert meta["non_root_results"] == [{"lm_none": True, "cls_none": True}] * (RANKS - 1)
     assert len(set(meta["predict_all_digests"])) == 1
     assert np.array_equal(z["predict/lm/all"], z["predict/lm/dist"])
+
+
+# ------------------------------------------------------------------------------------- the CLI
+
+
+TOY = HERE / "data"
+TRAIN_ARGS = [
+    "--task",
+    "classify",
+    "--data",
+    str(TOY),
+    "--epochs",
+    "2",
+    "--hidden",
+    "8",
+    "--cell",
+    "gru",
+    "--batch-size",
+    "8",
+    "--json",
+    "--no-progress",
+]
+
+
+def run_ranks(*args, ranks=RANKS):
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "graphrnn", *args]
+    return subprocess.run(
+        cmd, check=False, env=mpi_env(), capture_output=True, text=True, timeout=MPI_TIMEOUT_S
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """graphrnn train --distributed and graphrnn predict on 2 ranks, each beside its one-process twin."""
+    work = tmp_path_factory.mktemp("mpi_cli")
+    out = {"train2": run_ranks("train", "--distributed", *TRAIN_ARGS, "--save", str(work / "two.npz"))}
+    assert out["train2"].returncode == 0, out["train2"].stderr
+    out["predict2"] = run_ranks(
+        "predict", "--checkpoint", str(work / "two.npz"), "--data", str(TOY / "Toy_TEST.ts"), "--json"
+    )
+    out["plain_under_mpiexec"] = run_ranks("train", *TRAIN_ARGS)
+    out["work"] = work
+    return out
+
+
+def test_distributed_train_prints_once_and_matches_one_process(cli_runs, capsys):
+    proc = cli_runs["train2"]
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("test accuracy:") for line in lines) == 1, proc.stdout
+    assert sum(line.startswith("{") for line in lines) == 1, "rank 0 alone prints the JSON summary"
+    two = json.loads(lines[-1])
+    assert (two["ranks"], two["task"], two["epochs"]) == (RANKS, "classify", 2)
+    assert main(["train", *TRAIN_ARGS, "--save", str(cli_runs["work"] / "one.npz")]) == 0
+    one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert one["ranks"] == 1
+    # float32 model: the ranks sum their shards' gradients in another order than one process does
+    assert_close(two["train_loss"], one["train_loss"], "train loss per epoch", dtype=np.float32)
+    assert two["metric"] == one["metric"]
+
+
+def test_rank_0_alone_writes_the_checkpoint_and_it_loads(cli_runs):
+    from graphrnn import io
+
+    files = sorted(p.name for p in cli_runs["work"].iterdir())
+    assert "two.npz" in files and not [f for f in files if f.endswith(".tmp")]
+    ckpt = io.load_checkpoint(cli_runs["work"] / "two.npz")
+    assert ckpt.meta["task"] == "classify" and ckpt.optimizer.steps > 0
+
+
+def test_predict_under_mpiexec_prints_what_one_process_prints(cli_runs, capsys):
+    proc = cli_runs["predict2"]
+    assert proc.returncode == 0, proc.stderr
+    two = json.loads(proc.stdout.strip().splitlines()[-1])
+    args = [
+        "predict",
+        "--checkpoint",
+        str(cli_runs["work"] / "two.npz"),
+        "--data",
+        str(TOY / "Toy_TEST.ts"),
+        "--json",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    one = json.loads(out.strip().splitlines()[-1])
+    assert two["ranks"] == RANKS and one["ranks"] == 1
+    assert two["predictions"] == one["predictions"] and two["metric"] == one["metric"]
+    assert proc.stdout.strip().splitlines()[:-1] == out.strip().splitlines()[:-1]  # label lines, in order
+
+
+def test_train_under_mpiexec_without_distributed_is_refused(cli_runs):
+    proc = cli_runs["plain_under_mpiexec"]
+    assert proc.returncode == 2
+    assert "add --distributed" in proc.stderr
+
+
+ONE_RANK_FAILS = """
+from graphrnn import distributed as dist
+comm = dist.world()
+with dist.abort_on_error(comm, (ValueError,), "graphrnn test"):
+    if comm.Get_rank() == 1:
+        raise ValueError("bad input seen by rank 1 only")
+    comm.Barrier()  # rank 0 would wait here forever
+"""
+
+
+def test_an_error_on_one_rank_aborts_every_rank_instead_of_hanging():
+    cmd = [mpiexec(), "-n", str(RANKS), sys.executable, "-c", ONE_RANK_FAILS]
+    proc = subprocess.run(cmd, check=False, env=mpi_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "graphrnn test: error: bad input seen by rank 1 only (rank 1)" in proc.stderr
 
 
 # ------------------------------------------------------------------------------- in this process
