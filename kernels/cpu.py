@@ -32,31 +32,34 @@ from graphrnn.kernels._jit import jit, sigmoid, tanh
 def matmul_rows(a, w, nb, out, accumulate):
     """out[:nb] (+)= a[:nb] @ w for a (B, K), w (K, N), out (B, N): the in-jit product for small batch.
 
-    The inner loop runs along contiguous rows of w and out, so LLVM vectorises it; taking four k at a
-    time cuts the loads and stores of the out row (the bottleneck of this axpy form) fourfold.
+    The inner loop runs along contiguous rows of w and out, so LLVM vectorises it. Four rows of w at a
+    time serve every batch row while they sit in L1, and cut the loads and stores of the out rows (the
+    bottleneck of this axpy form) fourfold.
     """
     K, N = w.shape
     zero = out.dtype.type(0)
-    for b in range(nb):
-        orow, ar = out[b], a[b]
-        if not accumulate:
+    if not accumulate:
+        for b in range(nb):
+            orow = out[b]
             for j in range(N):
                 orow[j] = zero
-        k = 0
-        while k + 3 < K:
+    k = 0
+    while k + 3 < K:
+        w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+        for b in range(nb):
+            orow, ar = out[b], a[b]
             a0, a1, a2, a3 = ar[k], ar[k + 1], ar[k + 2], ar[k + 3]
-            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
             for j in range(N):
                 orow[j] += a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j]
-            k += 4
-        while k < K:
-            a0, w0 = ar[k], w[k]
+        k += 4
+    while k < K:
+        w0 = w[k]
+        for b in range(nb):
+            orow = out[b]
+            a0 = a[b, k]
             for j in range(N):
                 orow[j] += a0 * w0[j]
-            k += 1
-
-
-# ------------------------------------------------------------------------------------------ cell steps
+        k += 1
 
 
 # Loop shape matters for speed: each inner loop starts at 0 and runs over row views, which is what LLVM
