@@ -52,15 +52,18 @@ def _backend():
     try:
         from numba import cuda
     except ImportError as e:  # numba without any CUDA target
-        raise CudaUnavailableError(f"executor='cuda' needs numba.cuda, which failed to import ({e}); "
-                                   + INSTALL_HINT) from e
+        raise CudaUnavailableError(
+            f"executor='cuda' needs numba.cuda, which failed to import ({e}); " + INSTALL_HINT
+        ) from e
     if getattr(cuda, "implementation", "") != "NVIDIA":
         raise CudaUnavailableError(
             "executor='cuda' needs NVIDIA's numba-cuda package, but numba's deprecated built-in CUDA target "
-            "was found instead; " + INSTALL_HINT)
+            "was found instead; " + INSTALL_HINT
+        )
     if not cuda.is_available():
-        raise CudaUnavailableError("executor='cuda' found no usable CUDA GPU (no device, or no driver); "
-                                   + INSTALL_HINT)
+        raise CudaUnavailableError(
+            "executor='cuda' found no usable CUDA GPU (no device, or no driver); " + INSTALL_HINT
+        )
     from graphrnn.kernels import cuda as kc
 
     _BACKEND = (cuda, kc)
@@ -70,7 +73,10 @@ def _backend():
 def is_device_array(obj) -> bool:
     """True for arrays that live on a CUDA device: anything exposing ``__cuda_array_interface__`` (numba,
     CuPy, PyTorch CUDA tensors) and the CUDA simulator's device arrays. Never imports numba.cuda."""
-    return hasattr(obj, "__cuda_array_interface__") or bool(getattr(obj, "__cuda_ndarray__", False))
+    try:
+        return hasattr(obj, "__cuda_array_interface__") or bool(getattr(obj, "__cuda_ndarray__", False))
+    except RuntimeError:  # e.g. a CUDA tensor that requires grad refuses the interface: it is on the device,
+        return True  # and as_device_array will pass on the owner's own message (detach it first)
 
 
 def as_device_array(name, value, dtype=None):
@@ -101,6 +107,7 @@ def as_device_array(name, value, dtype=None):
 def transpose01(a):
     """(P, Q, F) device array -> contiguous (Q, P, F) device array (batch_first <-> time-major)."""
     cuda, kc = _backend()
+    a = as_device_array("a", a)
     P, Q, F = a.shape
     out = cuda.device_array((Q, P, F), dtype=a.dtype)
     if out.size:
@@ -126,10 +133,10 @@ def _launcher(kernel, grid, block, shmem=0):
     """A configured kernel. Small grids are deliberate here (a step of batch 1), so the low-occupancy
     performance warning is silenced for our launches only; configurations are cached (cheaper launches).
     The simulator reconfigures the kernel object itself, so there nothing is cached."""
-    cuda, kc = _backend()
+    kc = _backend()[1]
     if kc.SIMULATOR:
         return kernel[grid, block, 0, shmem]
-    key = (kernel, grid, block, shmem)
+    key = (id(kernel), grid, block, shmem)  # kernels are module-level objects: ids stay valid
     cfg = _LAUNCHERS.get(key)
     if cfg is None:
         with warnings.catch_warnings():
@@ -160,9 +167,12 @@ class _Device:
         self.one = self.dt.type(1)
         self.zero = self.dt.type(0)
         self.gemm_kernel = self.kc.gemm_f32 if self.dt == np.float32 else self.kc.gemm_f64
-        self.persist_fwd = self.kc.persistent_forward_f32 if self.dt == np.float32 else self.kc.persistent_forward_f64
-        self.persist_bwd = (self.kc.persistent_backward_f32 if self.dt == np.float32
-                            else self.kc.persistent_backward_f64)
+        self.persist_fwd = (
+            self.kc.persistent_forward_f32 if self.dt == np.float32 else self.kc.persistent_forward_f64
+        )
+        self.persist_bwd = (
+            self.kc.persistent_backward_f32 if self.dt == np.float32 else self.kc.persistent_backward_f64
+        )
         self.no_rows = self.cuda.to_device(np.zeros(1, dtype=np.int32))
         self.dummy1 = self.cuda.to_device(np.zeros(1, dtype=self.dt))
         self.dummy2 = self.cuda.to_device(np.zeros((1, 1), dtype=self.dt))
@@ -196,8 +206,20 @@ class _Device:
         _launch1d(self.kc.column_sums, a2.shape[1])(a2, out, self.zero)
         return out
 
-    def gemm(self, a, bm, c, *, trans_a=False, trans_b=False, accumulate=False, rows=None, M=None,
-             bias1=None, bias2=None):
+    def gemm(
+        self,
+        a,
+        bm,
+        c,
+        *,
+        trans_a=False,
+        trans_b=False,
+        accumulate=False,
+        rows=None,
+        M=None,
+        bias1=None,
+        bias2=None,
+    ):
         """c (M, N) [+]= op(a) @ op(bm) [+ bias1 + bias2]; with rows, row m of a and c is rows[m], m < M."""
         kc = self.kc
         N = c.shape[1]
@@ -217,9 +239,23 @@ class _Device:
         shmem = bk * (bm_rows + bn) * self.dt.itemsize
         nbias = 0 if bias1 is None else (1 if bias2 is None else 2)
         _launcher(self.gemm_kernel, grid, block, shmem)(
-            a, bm, c, self.no_rows if rows is None else rows, rows is not None, trans_a, trans_b, accumulate,
-            self.dummy1 if bias1 is None else bias1, self.dummy1 if bias2 is None else bias2, nbias,
-            M, N, K, bk, self.zero)
+            a,
+            bm,
+            c,
+            self.no_rows if rows is None else rows,
+            rows is not None,
+            trans_a,
+            trans_b,
+            accumulate,
+            self.dummy1 if bias1 is None else bias1,
+            self.dummy1 if bias2 is None else bias2,
+            nbias,
+            M,
+            N,
+            K,
+            bk,
+            self.zero,
+        )
 
     def gate_launcher(self, kernel, nb, H):
         kc = self.kc
@@ -279,19 +315,17 @@ class Tape:
 
 
 def _upload_params(dev, spec, params):
-    out = {}
-    for name in spec.param_shapes():
-        p = params[name]
-        out[name] = as_device_array(name, p, dev.dt) if is_device_array(p) else dev.cuda.to_device(
-            np.ascontiguousarray(p, dtype=dev.dt))
-    return out
+    """Device copies of NumPy parameters (every call: optimisers update the host arrays in place); device
+    parameters are used as they are."""
+    return {name: as_device_array(name, params[name], dev.dt) for name in spec.param_shapes()}
 
 
-def _run_direction(dev, spec, xw, W_hh, b_hh, lengths_d, rows, batch_sizes, steps, reverse, h, c, out, col0,
-                   keep, dtape):
+def _run_direction(
+    dev, spec, xw, W_hh, b_hh, lengths_d, rows, batch_sizes, steps, reverse, h, c, out, col0, keep, dtape
+):
     """One layer and direction forward: h, c (B, H) in place, out[:, :, col0:col0+H] written."""
     kc = dev.kc
-    T, B, GH = xw.shape
+    B, GH = xw.shape[1], xw.shape[2]
     H = spec.hidden_size
     cell = spec.cell
     gates = dtape.gates if dtape is not None and dtape.gates is not None else dev.dummy3
@@ -304,8 +338,24 @@ def _run_direction(dev, spec, xw, W_hh, b_hh, lengths_d, rows, batch_sizes, step
         shmem = (GH * H + rb * (H + GH)) * dev.dt.itemsize
         grid = (-(-B // rb),)
         _launcher(dev.persist_fwd, grid, (kc.PERSIST_THREADS,), shmem)(
-            kc.CELL_CODES[cell], xw, W_hh, b_hh_gru, lengths_d, rows, rb, reverse, h, c_arr, out, col0, keep,
-            gates, c_all, ghn, dev.one)
+            kc.CELL_CODES[cell],
+            xw,
+            W_hh,
+            b_hh_gru,
+            lengths_d,
+            rows,
+            rb,
+            reverse,
+            h,
+            c_arr,
+            out,
+            col0,
+            keep,
+            gates,
+            c_all,
+            ghn,
+            dev.one,
+        )
         return
     gh = dev.empty((B, GH))
     for s in range(steps):
@@ -313,14 +363,17 @@ def _run_direction(dev, spec, xw, W_hh, b_hh, lengths_d, rows, batch_sizes, step
         dev.gemm(h, W_hh, gh, trans_b=True, rows=rows, M=nb)
         launch = dev.gate_launcher
         if cell == "lstm":
-            launch(kc.lstm_step_forward, nb, H)(xw, gh, lengths_d, rows, nb, s, reverse, h, c_arr, out, col0,
-                                                keep, gates, c_all, dev.one)
+            launch(kc.lstm_step_forward, nb, H)(
+                xw, gh, lengths_d, rows, nb, s, reverse, h, c_arr, out, col0, keep, gates, c_all, dev.one
+            )
         elif cell == "gru":
-            launch(kc.gru_step_forward, nb, H)(xw, gh, b_hh_gru, lengths_d, rows, nb, s, reverse, h, out, col0,
-                                               keep, gates, ghn, dev.one)
+            launch(kc.gru_step_forward, nb, H)(
+                xw, gh, b_hh_gru, lengths_d, rows, nb, s, reverse, h, out, col0, keep, gates, ghn, dev.one
+            )
         else:
-            launch(kc.rnn_step_forward, nb, H)(xw, gh, lengths_d, rows, nb, s, reverse, cell == "rnn_relu", h, out,
-                                               col0, dev.one)
+            launch(kc.rnn_step_forward, nb, H)(
+                xw, gh, lengths_d, rows, nb, s, reverse, cell == "rnn_relu", h, out, col0, dev.one
+            )
 
 
 def _empty_result(dev, spec, x, h0, c0, on_device):
@@ -363,8 +416,20 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
     masks_d = [as_device_array("masks", m, dev.dt) for m in masks] if masks is not None else None
     tape = None
     if keep:
-        tape = Tape(spec, params, dev_params, on_device, lengths, batch_sizes, rows, lengths_d, padded,
-                    dev.copy(h_n), dev.copy(c_n) if c_n is not None else None, masks=masks_d)
+        tape = Tape(
+            spec,
+            params,
+            dev_params,
+            on_device,
+            lengths,
+            batch_sizes,
+            rows,
+            lengths_d,
+            padded,
+            dev.copy(h_n),
+            dev.copy(c_n) if c_n is not None else None,
+            masks=masks_d,
+        )
 
     layer_in = x_d
     for layer in range(L):
@@ -375,8 +440,14 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
             W_ih, W_hh, b_ih, b_hh = spec.layer_params(dev_params, layer, d)
             xw = dev.empty((T, B, GH))
             fold = spec.cell != "gru"  # RNN and LSTM add b_hh here too; the GRU gate needs it apart
-            dev.gemm(layer_in.reshape(T * B, I_l), W_ih, xw.reshape(T * B, GH), trans_b=True,
-                     bias1=b_ih, bias2=b_hh if (fold and b_ih is not None) else None)
+            dev.gemm(
+                layer_in.reshape(T * B, I_l),
+                W_ih,
+                xw.reshape(T * B, GH),
+                trans_b=True,
+                bias1=b_ih,
+                bias2=b_hh if (fold and b_ih is not None) else None,
+            )
             dtape = None
             if keep:
                 dtape = _DirTape(
@@ -385,8 +456,24 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
                     dev.empty((T, B, H)) if spec.cell == "gru" else None,
                 )
                 tape.dirs.append(dtape)
-            _run_direction(dev, spec, xw, W_hh, b_hh, lengths_d, rows, batch_sizes, steps, d == 1, h_n[k],
-                           c_n[k] if c_n is not None else None, raw, d * H, keep, dtape)
+            _run_direction(
+                dev,
+                spec,
+                xw,
+                W_hh,
+                b_hh,
+                lengths_d,
+                rows,
+                batch_sizes,
+                steps,
+                d == 1,
+                h_n[k],
+                c_n[k] if c_n is not None else None,
+                raw,
+                d * H,
+                keep,
+                dtape,
+            )
         if keep:
             tape.inputs.append(layer_in)
             tape.outs.append(raw)
@@ -410,7 +497,7 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
 
 def _backward_direction(dev, spec, tape, layer, d, g_layer, W_hh, dh, dc, dxw, dgh, hprev):
     kc = dev.kc
-    T, B, _ = g_layer.shape
+    B = g_layer.shape[1]
     H = spec.hidden_size
     GH = W_hh.shape[0]
     cell = spec.cell
@@ -430,8 +517,27 @@ def _backward_direction(dev, spec, tape, layer, d, g_layer, W_hh, dh, dc, dxw, d
     if rb:
         shmem = (GH * H + rb * (H + GH)) * dev.dt.itemsize
         _launcher(dev.persist_bwd, (-(-B // rb),), (kc.PERSIST_THREADS,), shmem)(
-            kc.CELL_CODES[cell], g_layer, out, h0, gates, c_all, c0, ghn, W_hh, lengths_d, rows, rb, reverse,
-            col0, dh, dc_arr, dxw, dgh, hprev, dev.one)
+            kc.CELL_CODES[cell],
+            g_layer,
+            out,
+            h0,
+            gates,
+            c_all,
+            c0,
+            ghn,
+            W_hh,
+            lengths_d,
+            rows,
+            rb,
+            reverse,
+            col0,
+            dh,
+            dc_arr,
+            dxw,
+            dgh,
+            hprev,
+            dev.one,
+        )
         return
     ds = dev.empty((B, GH))
     steps = int(tape.lengths.max())
@@ -439,14 +545,64 @@ def _backward_direction(dev, spec, tape, layer, d, g_layer, W_hh, dh, dc, dxw, d
         nb = int(tape.batch_sizes[s])
         launch = dev.gate_launcher
         if cell == "lstm":
-            launch(kc.lstm_step_backward, nb, H)(g_layer, out, h0, gates, c_all, c0, lengths_d, rows, nb, s,
-                                                 reverse, col0, dh, dc_arr, dxw, ds, hprev, dev.one)
+            launch(kc.lstm_step_backward, nb, H)(
+                g_layer,
+                out,
+                h0,
+                gates,
+                c_all,
+                c0,
+                lengths_d,
+                rows,
+                nb,
+                s,
+                reverse,
+                col0,
+                dh,
+                dc_arr,
+                dxw,
+                ds,
+                hprev,
+                dev.one,
+            )
         elif cell == "gru":
-            launch(kc.gru_step_backward, nb, H)(g_layer, out, h0, gates, ghn, lengths_d, rows, nb, s, reverse,
-                                                col0, dh, dxw, dgh, ds, hprev, dev.one)
+            launch(kc.gru_step_backward, nb, H)(
+                g_layer,
+                out,
+                h0,
+                gates,
+                ghn,
+                lengths_d,
+                rows,
+                nb,
+                s,
+                reverse,
+                col0,
+                dh,
+                dxw,
+                dgh,
+                ds,
+                hprev,
+                dev.one,
+            )
         else:
-            launch(kc.rnn_step_backward, nb, H)(g_layer, out, h0, lengths_d, rows, nb, s, reverse,
-                                                cell == "rnn_relu", col0, dh, dxw, ds, hprev, dev.one)
+            launch(kc.rnn_step_backward, nb, H)(
+                g_layer,
+                out,
+                h0,
+                lengths_d,
+                rows,
+                nb,
+                s,
+                reverse,
+                cell == "rnn_relu",
+                col0,
+                dh,
+                dxw,
+                ds,
+                hprev,
+                dev.one,
+            )
         dev.gemm(ds, W_hh, dh, rows=rows, M=nb, accumulate=(cell == "gru"))
 
 
@@ -473,8 +629,20 @@ def backward(tape, g_out, g_hn, g_cn):
             dxw = make((T, B, GH))
             dgh = make((T, B, GH)) if spec.cell == "gru" else dxw
             hprev = make((T, B, H))
-            _backward_direction(dev, spec, tape, layer, d, g_layer, W_hh, g_h0[k],
-                                g_c0[k] if g_c0 is not None else None, dxw, dgh, hprev)
+            _backward_direction(
+                dev,
+                spec,
+                tape,
+                layer,
+                d,
+                g_layer,
+                W_hh,
+                g_h0[k],
+                g_c0[k] if g_c0 is not None else None,
+                dxw,
+                dgh,
+                hprev,
+            )
             dxw2, dgh2 = dxw.reshape(T * B, GH), dgh.reshape(T * B, GH)
             gW_ih = dev.empty((GH, I_l))
             dev.gemm(dxw2, inp.reshape(T * B, I_l), gW_ih, trans_a=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphrnn import cuda as _cuda  # cheap: numba.cuda is imported only once a device array is used
 from graphrnn.cells import StackSpec, init_params
 from graphrnn.executors import get_executor
 
@@ -31,14 +32,40 @@ def _check_bool(name, value):
     return bool(value)
 
 
+def _as_array(name, value, expected) -> np.ndarray:
+    """np.asarray, with NumPy's errors for ragged or unconvertible input re-raised naming the argument."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as e:
+        first = str(e).split(". ")[0]
+        raise ValueError(f"{name} must be {expected}, got a {type(value).__name__} that NumPy cannot turn into "
+                         f"one array ({first})") from None
+
+
 def as_float_array(name, value, dtype) -> np.ndarray:
     """Float array-likes are cast to ``dtype``; int, bool, complex and object data are a TypeError."""
     if value is None:
         raise TypeError(f"{name} must be a float array, got None")
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    arr = value if isinstance(value, np.ndarray) else _as_array(name, value, "a float array")
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a float array (float32 or float64), got dtype {arr.dtype}")
     return np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
+
+
+def as_input_array(name, value, dtype, on_device) -> np.ndarray:
+    """Like ``as_float_array``; with on_device (executor "cuda" and x on a GPU) device arrays stay on the
+    device (cast there); a device array for a CPU executor is a TypeError saying what to do."""
+    if _cuda.is_device_array(value):
+        if not on_device:
+            raise TypeError(f"{name} is a CUDA device array: use executor='cuda' with device arrays, or copy it "
+                            "to the host first")
+        return _cuda.as_device_array(name, value, dtype)
+    return as_float_array(name, value, dtype)
+
+
+def _swap01(a):
+    """(P, Q, F) -> contiguous (Q, P, F), on the host or the device, wherever ``a`` lives."""
+    return _cuda.transpose01(a) if _cuda.is_device_array(a) else np.ascontiguousarray(a.transpose(1, 0, 2))
 
 
 def _check_shape(name, arr, expected):
@@ -51,7 +78,7 @@ def check_lengths(lengths, B, T) -> np.ndarray:
     """None -> every row runs T steps; otherwise a 1-D integer array of B values in [0, T]."""
     if lengths is None:
         return np.full(B, T, dtype=np.int64)
-    arr = np.asarray(lengths)
+    arr = _as_array("lengths", lengths, f"an integer array of shape ({B},)")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}")
     if arr.shape != (B,):
@@ -178,22 +205,23 @@ class _RNNBase:
         ex = get_executor(executor)
         spec, dt = self.spec, self.dtype
         H, D, L = spec.hidden_size, spec.directions, spec.num_layers
-        x = as_float_array("x", x, dt)
+        on_device = executor == "cuda" and _cuda.is_device_array(x)
+        x = as_input_array("x", x, dt, on_device)
         if x.ndim not in (2, 3):
             raise ValueError(f"x must have 3 dims (T, B, I) (or 2 dims (T, I) unbatched), got shape {x.shape}")
-        if x.shape[-1] != spec.input_size:
+        if tuple(x.shape)[-1] != spec.input_size:  # tuple(): the CUDA simulator's shapes refuse -1
             raise ValueError(f"x must have {spec.input_size} features in its last dim, got shape {x.shape}")
         unbatched = x.ndim == 2
         if unbatched:
             if lengths is not None:
                 raise ValueError("lengths must be None for unbatched input x of shape (T, I); "
                                  f"got lengths with x of shape {x.shape}")
-            x = x[:, None, :]
+            x = x.reshape(x.shape[0], 1, x.shape[1])
         elif batch_first:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+            x = _swap01(x)
         T, B = x.shape[0], x.shape[1]
-        lengths = check_lengths(lengths, B, T)
-        h0, c0 = self._check_hx(hx, B, unbatched)
+        lengths = check_lengths(_cuda.to_host(lengths) if _cuda.is_device_array(lengths) else lengths, B, T)
+        h0, c0 = self._check_hx(hx, B, unbatched, on_device)
         T_run = T
         if static_len is not None:  # checked for every executor; only the static graph pads to it
             static_len = _check_int("static_len", static_len, 1)
@@ -202,6 +230,8 @@ class _RNNBase:
                                  f"is built for at most static_len steps")
             if executor == "static":
                 T_run = static_len
+        if executor == "static" and T_run > 0 and B > 0:  # memory guard before padding or building anything
+            ex.check_memory(spec, T_run, B, keep, train and self.dropout > 0 and L > 1)
 
         masks = None
         if train and self.dropout > 0 and L > 1:
@@ -212,11 +242,12 @@ class _RNNBase:
                 masks.append(keep_mask.astype(dt) * dt.type(1.0 / (1.0 - p)) if p < 1 else
                              np.zeros((T, B, D * H), dtype=dt))
 
-        if T == 0 or B == 0:
+        if (T == 0 or B == 0) and not on_device:  # the cuda executor returns empty device arrays itself
             out = np.zeros((T, B, D * H), dtype=dt)
             h_n, c_n, inner = h0.copy(), (c0.copy() if c0 is not None else None), None
         else:
-            if (lengths < T).any():  # padded positions must not influence anything, NaN included
+            if (lengths < T).any() and not on_device:  # padded positions must not influence anything, NaN
+                # included (the cuda executor zeros a device input's padded positions itself)
                 x = np.where((np.arange(T)[:, None] < lengths[None, :])[:, :, None], x, dt.type(0))
             if T_run > T:
                 x = np.concatenate([x, np.zeros((T_run - T, B, x.shape[2]), dtype=dt)])
@@ -226,19 +257,19 @@ class _RNNBase:
             out = out[:T]
 
         tape = ModuleTape(ex, inner, T, T_run, B, unbatched, self, batch_first) if keep else None
-        out = self._user_layout(out, unbatched, batch_first)
+        out = self._user_layout(out, unbatched, batch_first)  # device arrays stay on the device
         state = self._user_state(h_n, c_n, unbatched)
         return out, state, tape
 
-    def _check_hx(self, hx, B, unbatched):
+    def _check_hx(self, hx, B, unbatched, on_device=False):
         spec, dt = self.spec, self.dtype
         shape = (spec.num_layers * spec.directions, B, spec.hidden_size)
         user_shape = (shape[0], shape[2]) if unbatched else shape
 
         def one(name, arr):
-            arr = as_float_array(name, arr, dt)
+            arr = as_input_array(name, arr, dt, on_device)
             _check_shape(name, arr, user_shape)
-            return np.ascontiguousarray(arr[:, None, :]) if unbatched else arr
+            return arr.reshape(shape) if unbatched else arr
 
         if spec.has_cell_state:
             if hx is None:
@@ -258,7 +289,7 @@ class _RNNBase:
     def _user_layout(out, unbatched, batch_first):
         if unbatched:
             return out[:, 0]
-        return np.ascontiguousarray(out.transpose(1, 0, 2)) if batch_first else out
+        return _swap01(out) if batch_first else out
 
     def _user_state(self, h_n, c_n, unbatched):
         if unbatched:
@@ -282,10 +313,12 @@ class _RNNBase:
         out_shape = (T, D * H) if unbatched else ((B, T, D * H) if tape.batch_first else (T, B, D * H))
         state_shape = (L * D, H) if unbatched else (L * D, B, H)
 
+        on_device = getattr(tape.inner, "on_device", False)  # the cuda executor's tape of a device input
+
         def arr_or_zeros(name, value, shape):
             if value is None:
                 return np.zeros(shape, dtype=dt)
-            return _check_shape(name, as_float_array(name, value, dt), shape)
+            return _check_shape(name, as_input_array(name, value, dt, on_device), shape)
 
         g_out = arr_or_zeros("grad_output", grad_output, out_shape)
         if spec.has_cell_state:
@@ -303,10 +336,10 @@ class _RNNBase:
             g_hn, g_cn = arr_or_zeros("grad_state", grad_state, state_shape), None
 
         if unbatched:
-            g_out, g_hn = g_out[:, None], g_hn[:, None]
-            g_cn = g_cn[:, None] if g_cn is not None else None
+            g_out, g_hn = g_out.reshape(T, 1, D * H), g_hn.reshape(L * D, 1, H)
+            g_cn = g_cn.reshape(L * D, 1, H) if g_cn is not None else None
         elif tape.batch_first:
-            g_out = g_out.transpose(1, 0, 2)
+            g_out = _swap01(g_out)
 
         if tape.inner is None:  # empty input: h_n = h0, nothing else depends on anything
             grads = {name: np.zeros_like(p) for name, p in self.params.items()}
@@ -315,21 +348,21 @@ class _RNNBase:
             if g_cn is not None:
                 grads["c0"] = g_cn.copy()
         else:
-            g_out = np.ascontiguousarray(g_out)
+            if not _cuda.is_device_array(g_out):
+                g_out = np.ascontiguousarray(g_out)
             if tape.T_run > T:
                 g_out = np.concatenate([g_out, np.zeros((tape.T_run - T, B, D * H), dtype=dt)])
-            grads = tape.executor.backward(tape.inner, g_out, np.ascontiguousarray(g_hn),
-                                           np.ascontiguousarray(g_cn) if g_cn is not None else None)
+            grads = tape.executor.backward(tape.inner, g_out, g_hn, g_cn)
             grads["input"] = grads["input"][:T]
 
         g_in = grads["input"]
-        if unbatched:
-            grads["input"] = np.ascontiguousarray(g_in[:, 0])
-            grads["h0"] = np.ascontiguousarray(grads["h0"][:, 0])
+        if unbatched:  # reshape keeps device arrays on the device
+            grads["input"] = g_in.reshape(T, spec.input_size)
+            grads["h0"] = grads["h0"].reshape(L * D, H)
             if "c0" in grads:
-                grads["c0"] = np.ascontiguousarray(grads["c0"][:, 0])
+                grads["c0"] = grads["c0"].reshape(L * D, H)
         elif tape.batch_first:
-            grads["input"] = np.ascontiguousarray(g_in.transpose(1, 0, 2))
+            grads["input"] = _swap01(g_in)
         return grads
 
     # -- streaming

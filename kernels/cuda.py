@@ -45,28 +45,26 @@ from numba.core import config as _numba_config
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 
 if SIMULATOR:
+    # few threads with unequal sides (every index mix-up shows), several outputs per thread
     GEMM_TX, GEMM_TY = 3, 2  # threads per block along N (x) and M (y)
+    GEMM_RM, GEMM_RN = 3, 4  # outputs per thread along M and N
+    GEMM_BK = 5  # depth of a K tile
     GEMM_SKINNY_TX = 4  # threads along N for products with few rows (one thread row)
-    GEMM_SKINNY_M = 2  # at or below this many rows, use the skinny block
-    GEMM_BK = 3  # depth of a K tile
+    GEMM_SKINNY_M = 3  # at or below this many rows, use the skinny block
     PERSIST_THREADS = 5
     PERSIST_MAX_ROWS = 2
+    THREADS_1D, BLOCKS_1D_MAX = 8, 1  # element-wise kernels: grid-stride loops
+    GATE_TX, GATE_TY = 4, 2  # gate kernels: x along H, y along running rows
 else:
     GEMM_TX, GEMM_TY = 16, 16
+    GEMM_RM, GEMM_RN = 4, 4
+    GEMM_BK = 16
     GEMM_SKINNY_TX = 32
     GEMM_SKINNY_M = 8
-    GEMM_BK = 16
     PERSIST_THREADS = 256
     PERSIST_MAX_ROWS = 8
-# outputs per thread along M and N (compile-time: they size the per-thread accumulator)
-GEMM_RM = 2 if SIMULATOR else 4
-GEMM_RN = 2 if SIMULATOR else 4
-THREADS_1D = 8 if SIMULATOR else 256  # element-wise kernels
-GATE_TX, GATE_TY = (4, 2) if SIMULATOR else (32, 8)  # gate kernels: x along H, y along running rows
-
-
-def cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+    THREADS_1D, BLOCKS_1D_MAX = 256, 4096
+    GATE_TX, GATE_TY = 32, 8
 
 
 # ============================================================================================= scalars
@@ -88,37 +86,38 @@ def _time_of(s, length, reverse):
 
 
 # ================================================================================= element-wise kernels
+# Flat grid-stride loops: any grid covers any size (the simulator runs them with a handful of threads).
 
 
 @cuda.jit(cache=True)
 def fill(a, value):
     """a[:] = value for a flat (N,) array. Twin: ``a[:] = value``."""
-    i = cuda.grid(1)
-    if i < a.shape[0]:
+    for i in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
         a[i] = value
 
 
 @cuda.jit(cache=True)
 def multiply(out, a, b):
     """out = a * b for flat (N,) arrays (out may be a). Twin: ``np.multiply(a, b, out=out)``."""
-    i = cuda.grid(1)
-    if i < out.shape[0]:
+    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = a[i] * b[i]
 
 
 @cuda.jit(cache=True)
 def cast_copy(out, a):
     """out = a converted to out's dtype, flat (N,) arrays. Twin: ``out[:] = a.astype(out.dtype)``."""
-    i = cuda.grid(1)
-    if i < out.shape[0]:
+    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         out[i] = a[i]
 
 
 @cuda.jit(cache=True)
 def transpose01(out, a):
-    """out[j, i, :] = a[i, j, :] for a (P, Q, F), out (Q, P, F). Twin: ``a.transpose(1, 0, 2)``."""
-    f, q, p = cuda.grid(3)
-    if p < a.shape[0] and q < a.shape[1] and f < a.shape[2]:
+    """out[q, p, :] = a[p, q, :] for a (P, Q, F), out (Q, P, F). Twin: ``a.transpose(1, 0, 2)``."""
+    Q, P, F = out.shape
+    for i in range(cuda.grid(1), Q * P * F, cuda.gridsize(1)):
+        f = i % F
+        p = (i // F) % P
+        q = i // (F * P)
         out[q, p, f] = a[p, q, f]
 
 
@@ -128,16 +127,18 @@ def zero_padded_copy(out, x, lengths, zero):
 
     Twin: ``np.where((np.arange(T)[:, None] < lengths)[:, :, None], x, 0)``.
     """
-    f, b, t = cuda.grid(3)
-    if t < x.shape[0] and b < x.shape[1] and f < x.shape[2]:
+    T, B, F = x.shape
+    for i in range(cuda.grid(1), T * B * F, cuda.gridsize(1)):
+        f = i % F
+        b = (i // F) % B
+        t = i // (F * B)
         out[t, b, f] = x[t, b, f] if t < lengths[b] else zero
 
 
 @cuda.jit(cache=True)
 def column_sums(a, out, zero):
     """out[n] = sum_r a[r, n] for a (R, N): bias gradients. Twin: ``a.sum(axis=0)``."""
-    n = cuda.grid(1)
-    if n < a.shape[1]:
+    for n in range(cuda.grid(1), a.shape[1], cuda.gridsize(1)):
         acc = zero
         for r in range(a.shape[0]):
             acc += a[r, n]
@@ -148,8 +149,28 @@ def column_sums(a, out, zero):
 
 
 @cuda.jit(device=True)
-def _gemm_tile(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias2, nbias, M, N, K, bk,
-               zero, sm, acc, areg, breg):
+def _gemm_tile(
+    a,
+    bm,
+    c,
+    rows,
+    use_rows,
+    trans_a,
+    trans_b,
+    accumulate,
+    bias1,
+    bias2,
+    nbias,
+    M,
+    N,
+    K,
+    bk,
+    zero,
+    sm,
+    acc,
+    areg,
+    breg,
+):
     """One block's (BM x BN) tile of C = op(A) op(B) (+ C) (+ bias1 + bias2), K in tiles of bk.
 
     BM = blockDim.y * RM, BN = blockDim.x * RN; thread (tx, ty) owns rows ty + i*blockDim.y and columns
@@ -242,8 +263,28 @@ def gemm_f32(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias
     acc = cuda.local.array((GEMM_RM, GEMM_RN), dtype=float32)
     areg = cuda.local.array(GEMM_RM, dtype=float32)
     breg = cuda.local.array(GEMM_RN, dtype=float32)
-    _gemm_tile(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias2, nbias, M, N, K, bk, zero,
-               sm, acc, areg, breg)
+    _gemm_tile(
+        a,
+        bm,
+        c,
+        rows,
+        use_rows,
+        trans_a,
+        trans_b,
+        accumulate,
+        bias1,
+        bias2,
+        nbias,
+        M,
+        N,
+        K,
+        bk,
+        zero,
+        sm,
+        acc,
+        areg,
+        breg,
+    )
 
 
 @cuda.jit(cache=True)
@@ -253,8 +294,28 @@ def gemm_f64(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias
     acc = cuda.local.array((GEMM_RM, GEMM_RN), dtype=float64)
     areg = cuda.local.array(GEMM_RM, dtype=float64)
     breg = cuda.local.array(GEMM_RN, dtype=float64)
-    _gemm_tile(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias2, nbias, M, N, K, bk, zero,
-               sm, acc, areg, breg)
+    _gemm_tile(
+        a,
+        bm,
+        c,
+        rows,
+        use_rows,
+        trans_a,
+        trans_b,
+        accumulate,
+        bias1,
+        bias2,
+        nbias,
+        M,
+        N,
+        K,
+        bk,
+        zero,
+        sm,
+        acc,
+        areg,
+        breg,
+    )
 
 
 # ============================================================================ gate math, one element
@@ -266,7 +327,7 @@ def _rnn_forward_point(xw, t, b, j, g, h_row, out, col0, relu, one):
     v = xw[t, b, j] + g[j]
     zero = one - one
     if relu:
-        v = v if v > zero else zero
+        v = v if v > zero else zero  # noqa: FURB136 (as in kernels/cpu.py)
     else:
         v = math.tanh(v)
     h_row[j] = v
@@ -332,8 +393,9 @@ def _rnn_backward_point(g_out, t, tp, b, j, out, col0, h0, relu, dh_row, dxw, ds
 
 
 @cuda.jit(device=True)
-def _lstm_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, c_all, c0, dh_row, dc, dxw, ds_row,
-                         hprev, one):
+def _lstm_backward_point(
+    g_out, t, tp, b, j, H, out, col0, h0, gates, c_all, c0, dh_row, dc, dxw, ds_row, hprev, one
+):
     """BPTT through one LSTM element; dc[b, j] goes from dL/dc_t to dL/dc_{t-1} in place."""
     gi = gates[t, b, j]
     gf = gates[t, b, H + j]
@@ -360,7 +422,9 @@ def _lstm_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, c_all, c0,
 
 
 @cuda.jit(device=True)
-def _gru_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, ghn, dh_row, dxw, dgh, ds_row, hprev, one):
+def _gru_backward_point(
+    g_out, t, tp, b, j, H, out, col0, h0, gates, ghn, dh_row, dxw, dgh, ds_row, hprev, one
+):
     """BPTT through one GRU element. dxw, dgh: input- and hidden-side pre-activation gradients (they differ
     in the n block); dh_row[j] leaves holding the direct part dL/dh_{t-1} = g z (the product adds the rest)."""
     r = gates[t, b, j]
@@ -439,8 +503,9 @@ def rnn_step_backward(g_out, out, h0, lengths, rows, nb, s, reverse, relu, col0,
 
 
 @cuda.jit(cache=True)
-def lstm_step_backward(g_out, out, h0, gates, c_all, c0, lengths, rows, nb, s, reverse, col0, dh, dc, dxw, ds,
-                       hprev, one):
+def lstm_step_backward(
+    g_out, out, h0, gates, c_all, c0, lengths, rows, nb, s, reverse, col0, dh, dc, dxw, ds, hprev, one
+):
     """Step s of LSTM BPTT; dc (B, H) in place. Twin: ``reference.lstm_step_backward``."""
     j, i = cuda.grid(2)
     H = dh.shape[1]
@@ -449,13 +514,15 @@ def lstm_step_backward(g_out, out, h0, gates, c_all, c0, lengths, rows, nb, s, r
         L = lengths[b]
         t = _time_of(s, L, reverse)
         tp = _time_of(s - 1, L, reverse) if s > 0 else -1
-        _lstm_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, c_all, c0, dh[b], dc, dxw, ds[b],
-                             hprev, one)
+        _lstm_backward_point(
+            g_out, t, tp, b, j, H, out, col0, h0, gates, c_all, c0, dh[b], dc, dxw, ds[b], hprev, one
+        )
 
 
 @cuda.jit(cache=True)
-def gru_step_backward(g_out, out, h0, gates, ghn, lengths, rows, nb, s, reverse, col0, dh, dxw, dgh, ds, hprev,
-                      one):
+def gru_step_backward(
+    g_out, out, h0, gates, ghn, lengths, rows, nb, s, reverse, col0, dh, dxw, dgh, ds, hprev, one
+):
     """Step s of GRU BPTT; the product that follows accumulates: dh += ds W_hh.
     Twin: ``reference.gru_step_backward``."""
     j, i = cuda.grid(2)
@@ -465,7 +532,9 @@ def gru_step_backward(g_out, out, h0, gates, ghn, lengths, rows, nb, s, reverse,
         L = lengths[b]
         t = _time_of(s, L, reverse)
         tp = _time_of(s - 1, L, reverse) if s > 0 else -1
-        _gru_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, ghn, dh[b], dxw, dgh, ds[b], hprev, one)
+        _gru_backward_point(
+            g_out, t, tp, b, j, H, out, col0, h0, gates, ghn, dh[b], dxw, dgh, ds[b], hprev, one
+        )
 
 
 # ========================================================================== persistent (small H) kernels
@@ -475,8 +544,9 @@ def gru_step_backward(g_out, out, h0, gates, ghn, lengths, rows, nb, s, reverse,
 
 
 @cuda.jit(device=True)
-def _persistent_forward(cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all,
-                        ghn, one, sm):
+def _persistent_forward(
+    cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all, ghn, one, sm
+):
     B = h.shape[0]
     H = h.shape[1]
     GH = W_hh.shape[0]
@@ -530,27 +600,52 @@ def _persistent_forward(cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, 
 
 
 @cuda.jit(cache=True)
-def persistent_forward_f32(cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all,
-                           ghn, one):
+def persistent_forward_f32(
+    cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all, ghn, one
+):
     """float32: a whole layer and direction, W_hh resident in shared memory. Same arguments and results as
     the per-step path (``gemm`` + ``*_step_forward`` for s = 0 .. T-1), which is its twin."""
     sm = cuda.shared.array(0, dtype=float32)
-    _persistent_forward(cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all,
-                        ghn, one, sm)
+    _persistent_forward(
+        cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all, ghn, one, sm
+    )
 
 
 @cuda.jit(cache=True)
-def persistent_forward_f64(cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all,
-                           ghn, one):
+def persistent_forward_f64(
+    cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all, ghn, one
+):
     """float64 twin of ``persistent_forward_f32``."""
     sm = cuda.shared.array(0, dtype=float64)
-    _persistent_forward(cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all,
-                        ghn, one, sm)
+    _persistent_forward(
+        cell, xw, W_hh, b_hh, lengths, rows, rb, reverse, h, c, out, col0, keep, gates, c_all, ghn, one, sm
+    )
 
 
 @cuda.jit(device=True)
-def _persistent_backward(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, lengths, rows, rb, reverse, col0,
-                         dh, dc, dxw, dgh, hprev, one, sm):
+def _persistent_backward(
+    cell,
+    g_out,
+    out,
+    h0,
+    gates,
+    c_all,
+    c0,
+    ghn,
+    W_hh,
+    lengths,
+    rows,
+    rb,
+    reverse,
+    col0,
+    dh,
+    dc,
+    dxw,
+    dgh,
+    hprev,
+    one,
+    sm,
+):
     B = dh.shape[0]
     H = dh.shape[1]
     GH = W_hh.shape[0]
@@ -581,14 +676,34 @@ def _persistent_backward(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, leng
                 dh_row = hs[r * H : (r + 1) * H]
                 ds_row = ds[r * GH : (r + 1) * GH]
                 if cell == 2:
-                    _lstm_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, c_all, c0, dh_row, dc, dxw,
-                                         ds_row, hprev, one)
+                    _lstm_backward_point(
+                        g_out,
+                        t,
+                        tp,
+                        b,
+                        j,
+                        H,
+                        out,
+                        col0,
+                        h0,
+                        gates,
+                        c_all,
+                        c0,
+                        dh_row,
+                        dc,
+                        dxw,
+                        ds_row,
+                        hprev,
+                        one,
+                    )
                 elif cell == 3:
-                    _gru_backward_point(g_out, t, tp, b, j, H, out, col0, h0, gates, ghn, dh_row, dxw, dgh,
-                                        ds_row, hprev, one)
+                    _gru_backward_point(
+                        g_out, t, tp, b, j, H, out, col0, h0, gates, ghn, dh_row, dxw, dgh, ds_row, hprev, one
+                    )
                 else:
-                    _rnn_backward_point(g_out, t, tp, b, j, out, col0, h0, cell == 1, dh_row, dxw, ds_row, hprev,
-                                        one)
+                    _rnn_backward_point(
+                        g_out, t, tp, b, j, out, col0, h0, cell == 1, dh_row, dxw, ds_row, hprev, one
+                    )
         cuda.syncthreads()
         for idx in range(tid, nr * H, nt):
             r = idx // H
@@ -609,22 +724,104 @@ def _persistent_backward(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, leng
 
 
 @cuda.jit(cache=True)
-def persistent_backward_f32(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, lengths, rows, rb, reverse, col0,
-                            dh, dc, dxw, dgh, hprev, one):
+def persistent_backward_f32(
+    cell,
+    g_out,
+    out,
+    h0,
+    gates,
+    c_all,
+    c0,
+    ghn,
+    W_hh,
+    lengths,
+    rows,
+    rb,
+    reverse,
+    col0,
+    dh,
+    dc,
+    dxw,
+    dgh,
+    hprev,
+    one,
+):
     """float32: BPTT over a whole layer and direction with W_hh in shared memory; its twin is the per-step
     path (``*_step_backward`` + ``gemm`` for s = T-1 .. 0). dh, dc (B, H) g_hn, g_cn -> g_h0, g_c0."""
     sm = cuda.shared.array(0, dtype=float32)
-    _persistent_backward(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, lengths, rows, rb, reverse, col0,
-                         dh, dc, dxw, dgh, hprev, one, sm)
+    _persistent_backward(
+        cell,
+        g_out,
+        out,
+        h0,
+        gates,
+        c_all,
+        c0,
+        ghn,
+        W_hh,
+        lengths,
+        rows,
+        rb,
+        reverse,
+        col0,
+        dh,
+        dc,
+        dxw,
+        dgh,
+        hprev,
+        one,
+        sm,
+    )
 
 
 @cuda.jit(cache=True)
-def persistent_backward_f64(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, lengths, rows, rb, reverse, col0,
-                            dh, dc, dxw, dgh, hprev, one):
+def persistent_backward_f64(
+    cell,
+    g_out,
+    out,
+    h0,
+    gates,
+    c_all,
+    c0,
+    ghn,
+    W_hh,
+    lengths,
+    rows,
+    rb,
+    reverse,
+    col0,
+    dh,
+    dc,
+    dxw,
+    dgh,
+    hprev,
+    one,
+):
     """float64 twin of ``persistent_backward_f32``."""
     sm = cuda.shared.array(0, dtype=float64)
-    _persistent_backward(cell, g_out, out, h0, gates, c_all, c0, ghn, W_hh, lengths, rows, rb, reverse, col0,
-                         dh, dc, dxw, dgh, hprev, one, sm)
+    _persistent_backward(
+        cell,
+        g_out,
+        out,
+        h0,
+        gates,
+        c_all,
+        c0,
+        ghn,
+        W_hh,
+        lengths,
+        rows,
+        rb,
+        reverse,
+        col0,
+        dh,
+        dc,
+        dxw,
+        dgh,
+        hprev,
+        one,
+        sm,
+    )
 
 
 CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}

@@ -47,47 +47,107 @@ def pairwise(factors: dict) -> list[dict]:
     def pair(p, q):
         return (p, q) if rank[p[0]] < rank[q[0]] else (q, p)
 
-    uncovered = {pair((a, va), (b, vb)) for i, a in enumerate(names) for b in names[i + 1:]
-                 for va in factors[a] for vb in factors[b]}
+    uncovered = {
+        pair((a, va), (b, vb))
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        for va in factors[a]
+        for vb in factors[b]
+    }
     cases = []
     while uncovered:
         (a, va), (b, vb) = min(uncovered, key=repr)
         case = {a: va, b: vb}
         for n in names:
             if n not in case:
-                case[n] = max(factors[n], key=lambda v: sum(pair((m, case[m]), (n, v)) in uncovered for m in case))
+                case[n] = max(
+                    factors[n], key=lambda v: sum(pair((m, case[m]), (n, v)) in uncovered for m in case)
+                )
         cases.append({n: case[n] for n in names})
-        uncovered -= {pair((x, case[x]), (y, case[y])) for i, x in enumerate(names) for y in names[i + 1:]}
+        uncovered -= {pair((x, case[x]), (y, case[y])) for i, x in enumerate(names) for y in names[i + 1 :]}
     return cases
 
 
 def case_name(case: dict) -> str:
-    return "-".join([case["cell"], "bi" if case["bidirectional"] else "uni", case["layers"], case["lengths"],
-                     case["dtype"], case["path"], "bias" if case["bias"] else "nobias", "hx" if case["hx"] else "nohx"]
-                    + ([f"T{case['T']}B{case['B']}"] if "T" in case else []))
+    return "-".join(
+        [
+            case["cell"],
+            "bi" if case["bidirectional"] else "uni",
+            case["layers"],
+            case["lengths"],
+            case["dtype"],
+            case["path"],
+            "bias" if case["bias"] else "nobias",
+            "hx" if case["hx"] else "nohx",
+        ]
+        + ([f"T{case['T']}B{case['B']}"] if "T" in case else [])
+    )
 
 
 # Beyond the pairwise set: one step of one sequence, and a batch in which no sequence has any step.
 EXTRA_CASES = [
-    dict(cell="lstm", bidirectional=True, layers="L1", lengths="full", dtype="float32", path="per_step",
-         bias=True, hx=True, T=1, B=1),
-    dict(cell="gru", bidirectional=True, layers="L2", lengths="all_zero", dtype="float64", path="persistent",
-         bias=True, hx=True),
+    {
+        "cell": "lstm",
+        "bidirectional": True,
+        "layers": "L1",
+        "lengths": "full",
+        "dtype": "float32",
+        "path": "per_step",
+        "bias": True,
+        "hx": True,
+        "T": 1,
+        "B": 1,
+    },
+    {
+        "cell": "gru",
+        "bidirectional": True,
+        "layers": "L2",
+        "lengths": "all_zero",
+        "dtype": "float64",
+        "path": "persistent",
+        "bias": True,
+        "hx": True,
+    },
 ]
 CASES = {case_name(c): c for c in pairwise(FACTORS) + EXTRA_CASES}
 # Run with device arrays in and out (numba device arrays: the simulator has no CuPy or PyTorch CUDA).
-DEVICE_CASE = dict(cell="lstm", bidirectional=True, layers="L2", lengths="unsorted_with_0", dtype="float32",
-                   path="per_step", bias=True, hx=True)
+DEVICE_CASE = {
+    "cell": "lstm",
+    "bidirectional": True,
+    "layers": "L2",
+    "lengths": "unsorted_with_0",
+    "dtype": "float32",
+    "path": "per_step",
+    "bias": True,
+    "hx": True,
+}
 
 # A couple of the PyTorch fixtures (tests/golden), run through the modules with executor="cuda".
 GOLDEN_NAMES = ["lstm_f32_03", "gru_f64_07", "rnn_relu_f32_06", "rnn_tanh_f64_unbatched"]
 
 KERNEL_CHECKS = [
-    f"{what}-{dt}" for dt in ("float32", "float64") for what in (
-        "gemm_nt_bias", "gemm_nn_accumulate", "gemm_tn", "gemm_rows", "gemm_skinny",
-        "rnn_tanh_step_forward", "rnn_relu_step_forward", "lstm_step_forward", "gru_step_forward",
-        "rnn_tanh_step_backward", "rnn_relu_step_backward", "lstm_step_backward", "gru_step_backward",
-        "zero_padded_copy", "transpose01", "column_sums", "multiply", "cast_copy")
+    f"{what}-{dt}"
+    for dt in ("float32", "float64")
+    for what in (
+        "gemm_nt_bias",
+        "gemm_nn_accumulate",
+        "gemm_tn",
+        "gemm_rows",
+        "gemm_skinny",
+        "rnn_tanh_step_forward",
+        "rnn_relu_step_forward",
+        "lstm_step_forward",
+        "gru_step_forward",
+        "rnn_tanh_step_backward",
+        "rnn_relu_step_backward",
+        "lstm_step_backward",
+        "gru_step_backward",
+        "zero_padded_copy",
+        "transpose01",
+        "column_sums",
+        "multiply",
+        "cast_copy",
+    )
 ]
 DEVICE_CHECKS = ["device_forward", "device_backward"]
 
@@ -120,8 +180,18 @@ def case_arrays(case: dict, seed: int) -> dict:
     g_out = rng.standard_normal((t, b, DH)).astype(dt)  # nonzero at padded positions too: must be ignored
     g_hn = rng.standard_normal((LD, b, H)).astype(dt)
     g_cn = rng.standard_normal((LD, b, H)).astype(dt) if spec.cell == "lstm" else None
-    return dict(spec=spec, params=params, x=x, lengths=lengths, h0=h0, c0=c0, masks=masks, g_out=g_out,
-                g_hn=g_hn, g_cn=g_cn)
+    return {
+        "spec": spec,
+        "params": params,
+        "x": x,
+        "lengths": lengths,
+        "h0": h0,
+        "c0": c0,
+        "masks": masks,
+        "g_out": g_out,
+        "g_hn": g_hn,
+        "g_cn": g_cn,
+    }
 
 
 # ------------------------------------------------------------------------------- the simulator side
@@ -131,8 +201,8 @@ def _case_inputs(meta, inputs, name):
     from graphrnn.cells import StackSpec
 
     m = meta["cases"][name]
-    a = {k[len(name) + 1:]: inputs[k] for k in inputs.files if k.startswith(name + "/")}
-    params = {k[len("param/"):]: v for k, v in a.items() if k.startswith("param/")}
+    a = {k[len(name) + 1 :]: inputs[k] for k in inputs.files if k.startswith(name + "/")}
+    params = {k[len("param/") :]: v for k, v in a.items() if k.startswith("param/")}
     return m, StackSpec(**m["spec"]), a, params
 
 
@@ -147,8 +217,9 @@ def _run_cases(meta, inputs, results):
         masks = [a[f"mask{i}"] for i in range(m["n_masks"])] if m["n_masks"] else None
         gcuda.PERSISTENT_MAX_BYTES = default_bytes if m["path"] == "persistent" else 0
         try:
-            out, h_n, c_n, tape = gcuda.forward(spec, params, a["x"], a["lengths"], a["h0"], a.get("c0"), masks,
-                                                True)
+            out, h_n, c_n, tape = gcuda.forward(
+                spec, params, a["x"], a["lengths"], a["h0"], a.get("c0"), masks, True
+            )
             grads = gcuda.backward(tape, a["g_out"], a["g_hn"], a.get("g_cn"))
         finally:
             gcuda.PERSISTENT_MAX_BYTES = default_bytes
@@ -159,8 +230,9 @@ def _run_cases(meta, inputs, results):
         for k, v in grads.items():
             results[f"{name}/grad/{k}"] = v
         # inference (keep=False) must give the same numbers as the training forward
-        out_inf, _, _, tape_inf = gcuda.forward(spec, params, a["x"], a["lengths"], a["h0"], a.get("c0"), masks,
-                                                False)
+        out_inf, _, _, tape_inf = gcuda.forward(
+            spec, params, a["x"], a["lengths"], a["h0"], a.get("c0"), masks, False
+        )
         results[f"{name}/out_inference"] = out_inf
         results[f"{name}/tape_is_none"] = np.array(tape_inf is None)
 
@@ -173,8 +245,14 @@ def _run_golden(meta, results):
         with np.load(golden / f"{name}.npz", allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
         g = json.loads(a.pop("meta").tobytes())
-        kw = dict(num_layers=g["num_layers"], bias=g["bias"], batch_first=g["batch_first"],
-                  bidirectional=g["bidirectional"], dtype=np.dtype(g["dtype"]), seed=0)
+        kw = {
+            "num_layers": g["num_layers"],
+            "bias": g["bias"],
+            "batch_first": g["batch_first"],
+            "bidirectional": g["bidirectional"],
+            "dtype": np.dtype(g["dtype"]),
+            "seed": 0,
+        }
         cell = g["cell"]
         if cell == "lstm":
             model = graphrnn.LSTM(g["input_size"], g["hidden_size"], **kw)
@@ -182,13 +260,16 @@ def _run_golden(meta, results):
             model = graphrnn.GRU(g["input_size"], g["hidden_size"], **kw)
         else:
             model = graphrnn.RNN(g["input_size"], g["hidden_size"], nonlinearity=cell[4:], **kw)
-        model.load_state_dict({k[len("param/"):]: v for k, v in a.items() if k.startswith("param/")})
+        model.load_state_dict({k[len("param/") :]: v for k, v in a.items() if k.startswith("param/")})
         is_lstm = cell == "lstm"
         hx = ((a["h0"], a["c0"]) if is_lstm else a["h0"]) if g["hx_given"] else None
         out, st, tape = model.forward(a["x"], a.get("lengths"), hx, executor="cuda")
         gs = g["grad_state"]
-        grad_state = None if gs == "none" else ((a["g_h"], None if gs == "h_only" else a["g_c"]) if is_lstm
-                                                else a["g_h"])
+        grad_state = (
+            None
+            if gs == "none"
+            else ((a["g_h"], None if gs == "h_only" else a["g_c"]) if is_lstm else a["g_h"])
+        )
         grads = model.backward(tape, a["g_out"], grad_state)
         results[f"golden/{name}/out"] = out
         results[f"golden/{name}/h_n"] = st[0] if is_lstm else st
@@ -200,11 +281,11 @@ def _run_golden(meta, results):
 
 def _kernel_checks(results):
     """Each kernel beside its NumPy twin: results['kernel/<check>/got'] and ['kernel/<check>/want']."""
+    from graphrnn.kernels import cuda as kc
+    from graphrnn.kernels import reference as ref
     from numba import cuda
 
     import graphrnn.cuda as gcuda
-    from graphrnn.kernels import cuda as kc
-    from graphrnn.kernels import reference as ref
 
     def put(name, got, want):
         results[f"kernel/{name}/got"] = np.asarray(got)
@@ -215,14 +296,20 @@ def _kernel_checks(results):
         dt = np.dtype(dtn)
         dev = gcuda._device(dt)
 
-        def r(*shape):
+        def r(*shape, dt=dt):
             return rng.standard_normal(shape).astype(dt)
 
         # GEMM: M = 13, N = 14, K = 11 over partial tiles in every direction (simulator tiles 6 x 12, bk 5)
         a, w, b1, b2 = r(13, 11), r(14, 11), r(14), r(14)
         c = dev.empty((13, 14))
-        dev.gemm(cuda.to_device(a), cuda.to_device(w), c, trans_b=True, bias1=cuda.to_device(b1),
-                 bias2=cuda.to_device(b2))
+        dev.gemm(
+            cuda.to_device(a),
+            cuda.to_device(w),
+            c,
+            trans_b=True,
+            bias1=cuda.to_device(b1),
+            bias2=cuda.to_device(b2),
+        )
         put(f"gemm_nt_bias-{dtn}", c.copy_to_host(), a @ w.T + b1 + b2)
         a, w, c0 = r(13, 11), r(11, 14), r(13, 14)
         c = cuda.to_device(c0)
@@ -265,23 +352,55 @@ def _kernel_checks(results):
             args_common = (cuda.to_device(lengths.astype(np.int32)), cuda.to_device(rows), nb, s, True)
             launch = dev.gate_launcher
             if cell == "lstm":
-                launch(kc.lstm_step_forward, nb, h_)(cuda.to_device(xw), cuda.to_device(gh), *args_common, d_h, d_c,
-                                                      d_o, col0, True, d_g, d_call, dev.one)
+                launch(kc.lstm_step_forward, nb, h_)(
+                    cuda.to_device(xw),
+                    cuda.to_device(gh),
+                    *args_common,
+                    d_h,
+                    d_c,
+                    d_o,
+                    col0,
+                    True,
+                    d_g,
+                    d_call,
+                    dev.one,
+                )
             elif cell == "gru":
-                launch(kc.gru_step_forward, nb, h_)(cuda.to_device(xw), cuda.to_device(gh), cuda.to_device(bhh),
-                                                     *args_common, d_h, d_o, col0, True, d_g, d_ghn, dev.one)
+                launch(kc.gru_step_forward, nb, h_)(
+                    cuda.to_device(xw),
+                    cuda.to_device(gh),
+                    cuda.to_device(bhh),
+                    *args_common,
+                    d_h,
+                    d_o,
+                    col0,
+                    True,
+                    d_g,
+                    d_ghn,
+                    dev.one,
+                )
             else:
-                launch(kc.rnn_step_forward, nb, h_)(cuda.to_device(xw), cuda.to_device(gh), *args_common,
-                                                     cell == "rnn_relu", d_h, d_o, col0, dev.one)
+                launch(kc.rnn_step_forward, nb, h_)(
+                    cuda.to_device(xw),
+                    cuda.to_device(gh),
+                    *args_common,
+                    cell == "rnn_relu",
+                    d_h,
+                    d_o,
+                    col0,
+                    dev.one,
+                )
             # twin: the reference step on each running row, at that row's own time; other rows untouched
-            w_h, w_c, w_out, w_gates, w_call, w_ghn = (v.copy() for v in (h0, c_st, out0, gates0, c_all0, ghn0))
+            w_h, w_c, w_out, w_gates, w_call, w_ghn = (
+                v.copy() for v in (h0, c_st, out0, gates0, c_all0, ghn0)
+            )
             for bb, tt in times.items():
                 if cell == "lstm":
                     hn, cn, gt = ref.lstm_step(xw[tt, bb][None], gh[bb][None], c_st[bb][None])
                     w_c[bb], w_gates[tt, bb], w_call[tt, bb] = cn[0], gt[0], cn[0]
                 elif cell == "gru":
                     hn, gt = ref.gru_step(xw[tt, bb][None], (gh[bb] + bhh)[None], h0[bb][None])
-                    w_gates[tt, bb], w_ghn[tt, bb] = gt[0], gh[bb, 2 * h_:] + bhh[2 * h_:]
+                    w_gates[tt, bb], w_ghn[tt, bb] = gt[0], gh[bb, 2 * h_ :] + bhh[2 * h_ :]
                 else:
                     hn = ref.rnn_step(xw[tt, bb][None], gh[bb][None], cell[4:])
                 w_h[bb] = hn[0]
@@ -294,35 +413,76 @@ def _kernel_checks(results):
             elif cell == "gru":
                 got += [d_g.copy_to_host(), d_ghn.copy_to_host()]
                 want += [w_gates, w_ghn]
-            put(f"{cell}_step_forward-{dtn}", np.concatenate([v.ravel() for v in got]),
-                np.concatenate([v.ravel() for v in want]))
+            put(
+                f"{cell}_step_forward-{dtn}",
+                np.concatenate([v.ravel() for v in got]),
+                np.concatenate([v.ravel() for v in want]),
+            )
 
             # backward step: activations that are consistent (gates in range) for a meaningful comparison
-            out_saved = np.tanh(r(t_, b_, DH)) if cell != "rnn_relu" else np.abs(r(t_, b_, DH)) * (r(t_, b_, DH) > 0)
+            out_saved = (
+                np.tanh(r(t_, b_, DH)) if cell != "rnn_relu" else np.abs(r(t_, b_, DH)) * (r(t_, b_, DH) > 0)
+            )
             sig = 1 / (1 + np.exp(-r(t_, b_, G * h_)))
             gates_s = sig.astype(dt)
             if cell == "lstm":
-                gates_s[:, :, 2 * h_:3 * h_] = np.tanh(r(t_, b_, h_))
+                gates_s[:, :, 2 * h_ : 3 * h_] = np.tanh(r(t_, b_, h_))
             if cell == "gru":
-                gates_s[:, :, 2 * h_:] = np.tanh(r(t_, b_, h_))
+                gates_s[:, :, 2 * h_ :] = np.tanh(r(t_, b_, h_))
             c_all_s, ghn_s, g_out = r(t_, b_, h_), r(t_, b_, h_), r(t_, b_, DH)
             h0_s, c0_s, dh0, dc0 = r(b_, h_), r(b_, h_), r(b_, h_), r(b_, h_)
             dxw0, dgh0, ds0, hprev0 = r(t_, b_, G * h_), r(t_, b_, G * h_), r(b_, G * h_), r(t_, b_, h_)
-            d_dh, d_dc, d_dxw, d_dgh, d_ds, d_hprev = (cuda.to_device(v) for v in (dh0, dc0, dxw0, dgh0, ds0, hprev0))
+            d_dh, d_dc, d_dxw, d_dgh, d_ds, d_hprev = (
+                cuda.to_device(v) for v in (dh0, dc0, dxw0, dgh0, ds0, hprev0)
+            )
             common = (cuda.to_device(lengths.astype(np.int32)), cuda.to_device(rows), nb, s, True)
             if cell == "lstm":
                 launch(kc.lstm_step_backward, nb, h_)(
-                    cuda.to_device(g_out), cuda.to_device(out_saved), cuda.to_device(h0_s), cuda.to_device(gates_s),
-                    cuda.to_device(c_all_s), cuda.to_device(c0_s), *common, col0, d_dh, d_dc, d_dxw, d_ds, d_hprev,
-                    dev.one)
+                    cuda.to_device(g_out),
+                    cuda.to_device(out_saved),
+                    cuda.to_device(h0_s),
+                    cuda.to_device(gates_s),
+                    cuda.to_device(c_all_s),
+                    cuda.to_device(c0_s),
+                    *common,
+                    col0,
+                    d_dh,
+                    d_dc,
+                    d_dxw,
+                    d_ds,
+                    d_hprev,
+                    dev.one,
+                )
             elif cell == "gru":
                 launch(kc.gru_step_backward, nb, h_)(
-                    cuda.to_device(g_out), cuda.to_device(out_saved), cuda.to_device(h0_s), cuda.to_device(gates_s),
-                    cuda.to_device(ghn_s), *common, col0, d_dh, d_dxw, d_dgh, d_ds, d_hprev, dev.one)
+                    cuda.to_device(g_out),
+                    cuda.to_device(out_saved),
+                    cuda.to_device(h0_s),
+                    cuda.to_device(gates_s),
+                    cuda.to_device(ghn_s),
+                    *common,
+                    col0,
+                    d_dh,
+                    d_dxw,
+                    d_dgh,
+                    d_ds,
+                    d_hprev,
+                    dev.one,
+                )
             else:
                 launch(kc.rnn_step_backward, nb, h_)(
-                    cuda.to_device(g_out), cuda.to_device(out_saved), cuda.to_device(h0_s), *common,
-                    cell == "rnn_relu", col0, d_dh, d_dxw, d_ds, d_hprev, dev.one)
+                    cuda.to_device(g_out),
+                    cuda.to_device(out_saved),
+                    cuda.to_device(h0_s),
+                    *common,
+                    cell == "rnn_relu",
+                    col0,
+                    d_dh,
+                    d_dxw,
+                    d_ds,
+                    d_hprev,
+                    dev.one,
+                )
             w_dh, w_dc, w_dxw, w_dgh, w_ds, w_hprev = (v.copy() for v in (dh0, dc0, dxw0, dgh0, ds0, hprev0))
             for bb, tt in times.items():
                 tp = prev_times[bb]
@@ -330,12 +490,14 @@ def _kernel_checks(results):
                 g_h = (g_out[tt, bb, col0:] + dh0[bb])[None]
                 if cell == "lstm":
                     c_prev = c_all_s[tp, bb] if tp < lengths[bb] else c0_s[bb]
-                    dpre, dc_prev = ref.lstm_step_backward(g_h, dc0[bb][None], gates_s[tt, bb][None],
-                                                           c_all_s[tt, bb][None], c_prev[None])
+                    dpre, dc_prev = ref.lstm_step_backward(
+                        g_h, dc0[bb][None], gates_s[tt, bb][None], c_all_s[tt, bb][None], c_prev[None]
+                    )
                     w_dxw[tt, bb], w_ds[bb], w_dc[bb] = dpre[0], dpre[0], dc_prev[0]
                 elif cell == "gru":
-                    dxw_, dgh_, direct = ref.gru_step_backward(g_h, gates_s[tt, bb][None], ghn_s[tt, bb][None],
-                                                               h_prev[None])
+                    dxw_, dgh_, direct = ref.gru_step_backward(
+                        g_h, gates_s[tt, bb][None], ghn_s[tt, bb][None], h_prev[None]
+                    )
                     w_dxw[tt, bb], w_dgh[tt, bb], w_ds[bb], w_dh[bb] = dxw_[0], dgh_[0], dgh_[0], direct[0]
                 else:
                     dpre = ref.rnn_step_backward(g_h, out_saved[tt, bb, col0:][None], cell[4:])
@@ -349,17 +511,25 @@ def _kernel_checks(results):
             if cell == "gru":
                 got.append(d_dgh.copy_to_host())
                 want.append(w_dgh)
-            put(f"{cell}_step_backward-{dtn}", np.concatenate([v.ravel() for v in got]),
-                np.concatenate([v.ravel() for v in want]))
+            put(
+                f"{cell}_step_backward-{dtn}",
+                np.concatenate([v.ravel() for v in got]),
+                np.concatenate([v.ravel() for v in want]),
+            )
 
         # element-wise kernels
         xx = r(4, 5, 3)
         xx[3, 1] = np.nan  # a padded position: NaN must not survive
         lens = np.array([4, 2, 0, 3, 4])
         outd = dev.empty(xx.shape)
-        gcuda._launch1d(kc.zero_padded_copy, outd.size)(outd, cuda.to_device(xx), cuda.to_device(lens), dev.zero)
-        put(f"zero_padded_copy-{dtn}", outd.copy_to_host(),
-            np.where((np.arange(4)[:, None] < lens)[:, :, None], xx, 0))
+        gcuda._launch1d(kc.zero_padded_copy, outd.size)(
+            outd, cuda.to_device(xx), cuda.to_device(lens), dev.zero
+        )
+        put(
+            f"zero_padded_copy-{dtn}",
+            outd.copy_to_host(),
+            np.where((np.arange(4)[:, None] < lens)[:, :, None], xx, 0),
+        )
         yy = r(4, 5, 3)
         put(f"transpose01-{dtn}", gcuda.transpose01(cuda.to_device(yy)).copy_to_host(), yy.transpose(1, 0, 2))
         m2 = r(7, 4)
@@ -383,25 +553,51 @@ def _device_checks(meta, inputs, results):
 
     _, spec, a, params = _case_inputs(meta, inputs, meta["device_case"])
     dx = cuda.to_device(a["x"])
-    out, h_n, c_n, tape = gcuda.forward(spec, params, dx, a["lengths"], cuda.to_device(a["h0"]),
-                                        cuda.to_device(a["c0"]) if "c0" in a else None, None, True)
+    out, h_n, c_n, tape = gcuda.forward(
+        spec,
+        params,
+        dx,
+        a["lengths"],
+        cuda.to_device(a["h0"]),
+        cuda.to_device(a["c0"]) if "c0" in a else None,
+        None,
+        True,
+    )
     results["device/forward_types_on_device"] = np.array(
-        [gcuda.is_device_array(v) and not isinstance(v, np.ndarray) for v in (out, h_n) + ((c_n,) if c_n is not None else ())])
+        [
+            gcuda.is_device_array(v) and not isinstance(v, np.ndarray)
+            for v in (out, h_n) + ((c_n,) if c_n is not None else ())
+        ]
+    )
     results["device/out"] = out.copy_to_host()
     results["device/h_n"] = h_n.copy_to_host()
-    grads = gcuda.backward(tape, cuda.to_device(a["g_out"]), cuda.to_device(a["g_hn"]),
-                           cuda.to_device(a["g_cn"]) if "g_cn" in a else None)
+    grads = gcuda.backward(
+        tape,
+        cuda.to_device(a["g_out"]),
+        cuda.to_device(a["g_hn"]),
+        cuda.to_device(a["g_cn"]) if "g_cn" in a else None,
+    )
     results["device/state_grads_on_device"] = np.array(
-        [gcuda.is_device_array(grads[k]) for k in grads if k in ("input", "h0", "c0")])
+        [gcuda.is_device_array(grads[k]) for k in grads if k in ("input", "h0", "c0")]
+    )
     results["device/param_grads_on_host"] = np.array(
-        [isinstance(grads[k], np.ndarray) for k in grads if k not in ("input", "h0", "c0")])
+        [isinstance(grads[k], np.ndarray) for k in grads if k not in ("input", "h0", "c0")]
+    )
     for k, v in grads.items():
         results[f"device/grad/{k}"] = gcuda.to_host(v)
     # NaN at padded positions of a device input must not leak anywhere (the executor zeros them itself)
     x_nan = a["x"].copy()
     x_nan[np.arange(x_nan.shape[0])[:, None] >= a["lengths"][None, :]] = np.nan
-    out2, h2, _, _ = gcuda.forward(spec, params, cuda.to_device(x_nan), a["lengths"], cuda.to_device(a["h0"]),
-                                   cuda.to_device(a["c0"]) if "c0" in a else None, None, False)
+    out2, h2, _, _ = gcuda.forward(
+        spec,
+        params,
+        cuda.to_device(x_nan),
+        a["lengths"],
+        cuda.to_device(a["h0"]),
+        cuda.to_device(a["c0"]) if "c0" in a else None,
+        None,
+        False,
+    )
     results["device/out_nan_padded"] = out2.copy_to_host()
     results["device/h_n_nan_padded"] = h2.copy_to_host()
 
@@ -415,10 +611,12 @@ def main(workdir: str) -> None:
     timings = {}
     results: dict = {}
     with np.load(work / "inputs.npz", allow_pickle=False) as inputs:
-        for part, fn in (("cases", lambda: _run_cases(meta, inputs, results)),
-                         ("golden", lambda: _run_golden(meta, results)),
-                         ("kernels", lambda: _kernel_checks(results)),
-                         ("device", lambda: _device_checks(meta, inputs, results))):
+        for part, fn in (
+            ("cases", lambda: _run_cases(meta, inputs, results)),
+            ("golden", lambda: _run_golden(meta, results)),
+            ("kernels", lambda: _kernel_checks(results)),
+            ("device", lambda: _device_checks(meta, inputs, results)),
+        ):
             t0 = time.perf_counter()
             fn()
             timings[part] = round(time.perf_counter() - t0, 2)

@@ -22,10 +22,10 @@ import cuda_sim_cases as sim
 import numpy as np
 import pytest
 from gradcheck import assert_close
+from graphrnn.kernels import reference as ref
 
 import graphrnn.cuda as gcuda
 from graphrnn import dynamic
-from graphrnn.kernels import reference as ref
 
 HERE = pathlib.Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -43,11 +43,14 @@ def _subprocess_env(**overrides):
 
 def _expected(c):
     spec = c["spec"]
-    out_r, hn_r, cn_r = ref.stack_forward(spec, c["params"], c["x"], c["lengths"], c["h0"], c["c0"], c["masks"])
-    out_d, hn_d, cn_d, tape = dynamic.forward(spec, c["params"], c["x"], c["lengths"], c["h0"], c["c0"], c["masks"],
-                                              True)
+    out_r, hn_r, cn_r = ref.stack_forward(
+        spec, c["params"], c["x"], c["lengths"], c["h0"], c["c0"], c["masks"]
+    )
+    out_d, hn_d, cn_d, tape = dynamic.forward(
+        spec, c["params"], c["x"], c["lengths"], c["h0"], c["c0"], c["masks"], True
+    )
     grads = dynamic.backward(tape, c["g_out"], c["g_hn"], c["g_cn"])
-    return dict(ref=(out_r, hn_r, cn_r), dyn=(out_d, hn_d, cn_d), grads=grads)
+    return {"ref": (out_r, hn_r, cn_r), "dyn": (out_d, hn_d, cn_d), "grads": grads}
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +65,18 @@ def sim_run(tmp_path_factory):
         expected[name] = _expected(c)
         spec = c["spec"]
         meta["cases"][name] = {
-            "spec": dict(cell=spec.cell, input_size=spec.input_size, hidden_size=spec.hidden_size,
-                         num_layers=spec.num_layers, bidirectional=spec.bidirectional, bias=spec.bias,
-                         dtype=spec.dtype),
-            "path": case["path"], "n_masks": len(c["masks"]) if c["masks"] is not None else 0}
+            "spec": {
+                "cell": spec.cell,
+                "input_size": spec.input_size,
+                "hidden_size": spec.hidden_size,
+                "num_layers": spec.num_layers,
+                "bidirectional": spec.bidirectional,
+                "bias": spec.bias,
+                "dtype": spec.dtype,
+            },
+            "path": case["path"],
+            "n_masks": len(c["masks"]) if c["masks"] is not None else 0,
+        }
         for k in ("x", "lengths", "h0", "c0", "g_out", "g_hn", "g_cn"):
             if c[k] is not None:
                 arrays[f"{name}/{k}"] = c[k]
@@ -77,11 +88,18 @@ def sim_run(tmp_path_factory):
     (work / "meta.json").write_text(json.dumps(meta))
     env = _subprocess_env(NUMBA_ENABLE_CUDASIM="1", NUMBA_CACHE_DIR=str(work / "numba_cache"))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-W", "error", str(HERE / "cuda_sim_cases.py"), str(work)], env=env,
-                          capture_output=True, text=True, timeout=SIM_TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(HERE / "cuda_sim_cases.py"), str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SIM_TIMEOUT_S,
+        check=False,
+    )
     seconds = time.perf_counter() - t0
-    assert proc.returncode == 0, (f"the simulator run failed (exit {proc.returncode}):\n"
-                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}")
+    assert proc.returncode == 0, (
+        f"the simulator run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
+    )
     with np.load(work / "results.npz", allow_pickle=False) as z:
         results = {k: z[k] for k in z.files}
     print(f"\ncuda simulator run: {seconds:.1f} s, parts {bytes(results['timings']).decode()}")
@@ -108,7 +126,7 @@ def test_cuda_gradients_match_the_dynamic_executor(sim_run, name):
     cases, expected, res, _ = sim_run
     dt = cases[name]["spec"].np_dtype
     want = expected[name]["grads"]
-    got = {k[len(f"{name}/grad/"):]: v for k, v in res.items() if k.startswith(f"{name}/grad/")}
+    got = {k[len(f"{name}/grad/") :]: v for k, v in res.items() if k.startswith(f"{name}/grad/")}
     assert set(got) == set(want), f"{name}: gradient keys {sorted(got)}, expected {sorted(want)}"
     for key in sorted(want):
         assert got[key].dtype == dt, f"{name}: grads[{key!r}] has dtype {got[key].dtype}"
@@ -119,8 +137,12 @@ def test_cuda_gradients_match_the_dynamic_executor(sim_run, name):
 def test_inference_gives_the_training_output_and_keeps_no_tape(sim_run, name):
     cases, _, res, _ = sim_run
     assert bool(res[f"{name}/tape_is_none"])
-    assert_close(res[f"{name}/out_inference"], res[f"{name}/out"], f"{name}: inference output",
-                 cases[name]["spec"].np_dtype)
+    assert_close(
+        res[f"{name}/out_inference"],
+        res[f"{name}/out"],
+        f"{name}: inference output",
+        cases[name]["spec"].np_dtype,
+    )
 
 
 @pytest.mark.parametrize("name", [n for n, c in sim.CASES.items() if c["lengths"] != "full"])
@@ -134,7 +156,9 @@ def test_padded_outputs_are_exactly_zero_and_length_zero_rows_keep_the_initial_s
     assert empty.any()
     assert np.array_equal(res[f"{name}/h_n"][:, empty], c["h0"][:, empty]), f"{name}: h_n of a length-0 row"
     if c["c0"] is not None:
-        assert np.array_equal(res[f"{name}/c_n"][:, empty], c["c0"][:, empty]), f"{name}: c_n of a length-0 row"
+        assert np.array_equal(res[f"{name}/c_n"][:, empty], c["c0"][:, empty]), (
+            f"{name}: c_n of a length-0 row"
+        )
     # nothing flows through a length-0 row: dL/dh0 there is exactly g_hn, its input gradient exactly 0
     assert np.array_equal(res[f"{name}/grad/h0"][:, empty], c["g_hn"][:, empty])
     assert np.all(res[f"{name}/grad/input"][pad] == 0), f"{name}: input gradient not 0 at padded positions"
@@ -144,7 +168,7 @@ def test_pairwise_cases_cover_every_pair_of_factor_levels():
     cases = sim.pairwise(sim.FACTORS)
     names = list(sim.FACTORS)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             seen = {(c[a], c[b]) for c in cases}
             missing = {(va, vb) for va in sim.FACTORS[a] for vb in sim.FACTORS[b]} - seen
             assert not missing, f"pairs of {a} x {b} never run: {sorted(missing)}"
@@ -178,8 +202,10 @@ def test_modules_with_executor_cuda_match_pytorch_golden_values(sim_run, name):
     assert_close(res[f"golden/{name}/h_n"], a["h_n"], f"{name} [cuda] h_n", dt)
     if meta["cell"] == "lstm":
         assert_close(res[f"golden/{name}/c_n"], a["c_n"], f"{name} [cuda] c_n", dt)
-    grads = {k[len(f"golden/{name}/grad/"):]: v for k, v in res.items() if k.startswith(f"golden/{name}/grad/")}
-    want = {k[len("grad/"):]: v for k, v in a.items() if k.startswith("grad/")}
+    grads = {
+        k[len(f"golden/{name}/grad/") :]: v for k, v in res.items() if k.startswith(f"golden/{name}/grad/")
+    }
+    want = {k[len("grad/") :]: v for k, v in a.items() if k.startswith("grad/")}
     assert set(grads) == set(want)
     for key in sorted(want):
         assert_close(grads[key], want[key], f"{name} [cuda] grads[{key!r}]", dt)
@@ -192,7 +218,9 @@ def test_device_inputs_give_device_results_with_the_host_numbers(sim_run):
     cases, expected, res, _ = sim_run
     dt = cases[DEVICE_CASE]["spec"].np_dtype
     assert res["device/forward_types_on_device"].all(), "forward on device input must return device arrays"
-    assert res["device/state_grads_on_device"].all(), "input/h0/c0 gradients of a device input must stay on device"
+    assert res["device/state_grads_on_device"].all(), (
+        "input/h0/c0 gradients of a device input must stay on device"
+    )
     assert res["device/param_grads_on_host"].all(), "gradients of host parameters must be host arrays"
     out_d, hn_d, _ = expected[DEVICE_CASE]["dyn"]
     assert_close(res["device/out"], out_d, "device input: output", dt)
@@ -230,8 +258,14 @@ except graphrnn.cuda.CudaUnavailableError as e:
 @pytest.fixture(scope="module")
 def no_gpu_run():
     env = _subprocess_env(NUMBA_ENABLE_CUDASIM="0", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-W", "error", "-c", _NO_GPU_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _NO_GPU_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-6000:]
     return proc.stdout
 
