@@ -3,7 +3,9 @@
 ``graphrnn train`` with no arguments trains a character-level LSTM language model on the docstrings of the
 running Python's standard library and reports held-out bits per character; ``--task classify --data PATH``
 trains a sequence classifier on a UEA/UCR ``.ts`` pair and reports test accuracy. Errors in what the user
-gave (ValueError, TypeError, FileNotFoundError) print one line on stderr and exit with status 2.
+gave (ValueError, TypeError, and OSError such as FileNotFoundError or PermissionError) and memory
+exhaustion (MemoryError, e.g. a static graph over its memory budget) print one line on stderr and exit
+with status 2, without a traceback.
 
 Under MPI (``graphrnn.distributed``): ``mpiexec -n N graphrnn train --distributed ...`` trains data-parallel
 (rank 0 alone prints, shows the progress bar, writes the checkpoint and the JSON summary);
@@ -604,8 +606,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError, MemoryError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename:
+            # e.g. PermissionError, IsADirectoryError: say which file
+            msg = f"{exc.strerror or type(exc).__name__}: {exc.filename2 or exc.filename}"
         print(f"graphrnn {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,7 +23,13 @@ UEA/UCR ``.ts`` files
     is comma-separated values. Missing values (``?``, ``NaN``) become NaN. Within a case, trailing time
     steps missing in every dimension are dropped (so NaN-padded equal-length files give back the true
     lengths); a dimension shorter than the case's longest is padded with NaN. Time-stamped data and
-    regression targets are rejected with a ValueError. What to do with the remaining NaN is the
+    regression targets are rejected with a ValueError.
+
+    Hostile or broken files: only regular files are opened (a FIFO would block, a device never end);
+    every problem is a ValueError naming the file and line; values must be finite numbers (an inf is an
+    error, not data); sizes declared in the header (``@dimensions``, ``@seriesLength``) are only compared
+    with the data, never used to allocate, and a case whose dimensions differ so much in length that
+    NaN padding would dwarf the values it holds is refused, so memory stays proportional to the file. What to do with the remaining NaN is the
     caller's policy: the classifier in ``graphrnn.train`` standardises each channel with the training
     set's mean and standard deviation (ignoring NaN) and then replaces NaN with 0, the channel mean.
 """
@@ -32,8 +38,10 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import platform
+import stat
 import sys
 import sysconfig
 import tempfile
@@ -215,16 +223,42 @@ def stdlib_corpus(chunk_len: int = 256, *, use_cache: bool = True) -> TextCorpus
     return TextCorpus(train, held, source)
 
 
+def _check_regular_file(path: str, what: str) -> None:
+    """A FIFO would block ``open`` forever and a device (/dev/zero) never ends: only regular files."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(
+            f"{what} must be a regular file, got a special file (FIFO, device or socket): {path}"
+        )
+
+
 def text_corpus(path, chunk_len: int = 256) -> TextCorpus:
-    """A user's UTF-8 text file, split as described in the module docstring."""
+    """A user's UTF-8 text file, split as described in the module docstring.
+
+    Binary files (holding NUL bytes) and files that are not valid UTF-8 are a ValueError naming the
+    byte offset of the first problem.
+    """
     chunk_len = _check_chunk_len(chunk_len)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"text file not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"--text must be a text file, got a folder: {path}")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read().replace("\r\n", "\n")
+    _check_regular_file(path, "--text")
+    with open(path, "rb") as f:
+        raw = f.read()
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ValueError(
+            f"--text must be a UTF-8 text file, got binary data (a NUL byte at offset {nul}) in {path}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--text must be a UTF-8 text file, got byte 0x{raw[e.start]:02x} at offset {e.start} that is "
+            f"not UTF-8 in {path} (convert it, e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+    text = text.replace("\r\n", "\n")
     paragraphs = [p.strip("\n") for p in text.split("\n\n")]
     paragraphs = [p for p in paragraphs if p.strip()]
     if len(paragraphs) >= 2 * HOLDOUT_EVERY:
@@ -319,10 +353,16 @@ def _parse_values(text: str, path: str, lineno: int) -> np.ndarray:
             out.append(np.nan)
             continue
         try:
-            out.append(float(tok))
+            v = float(tok)
         except ValueError:
-            raise ValueError(f"{path}:{lineno}: values must be numbers or '?', got {tok!r}") from None
+            raise ValueError(f"{path}:{lineno}: values must be numbers or '?', got {tok[:40]!r}") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{path}:{lineno}: values must be finite numbers or '?', got {tok[:40]!r}")
+        out.append(v)
     return np.array(out, dtype=np.float64)
+
+
+MAX_PADDING = 16  # a case may hold at most this many cells (T * dimensions) per value in the file, plus 1024
 
 
 def read_ts(path) -> TSDataset:
@@ -330,7 +370,11 @@ def read_ts(path) -> TSDataset:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f".ts file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f".ts file must be a file, got a folder: {path}")
+    _check_regular_file(path, ".ts file")
     header: dict = {}
+    label_set: set = set()
     class_labels: list[str] | None = None
     series: list[np.ndarray] = []
     labels: list[str] = []
@@ -374,6 +418,7 @@ def read_ts(path) -> TSDataset:
                             f"{path}: only classification files are supported (@classLabel true ...)"
                         )
                     class_labels = parts[1:]
+                    label_set = set(class_labels)
                     if not class_labels:
                         raise ValueError(f"{path}:{lineno}: @classLabel true must list the class labels")
                 elif tag == "@targetlabel":
@@ -387,8 +432,9 @@ def read_ts(path) -> TSDataset:
                     f"{path}:{lineno}: a data row must be 'values[:values...]:label', got {line[:60]!r}"
                 )
             label = fields[-1].strip()
-            if label not in class_labels:
-                raise ValueError(f"{path}:{lineno}: class label must be one of {class_labels}, got {label!r}")
+            if label not in label_set:
+                shown = class_labels if len(class_labels) <= 20 else class_labels[:20] + ["..."]
+                raise ValueError(f"{path}:{lineno}: class label must be one of {shown}, got {label[:40]!r}")
             dims = [_parse_values(d, path, lineno) for d in fields[:-1]]
             expected_dims = header.get("@dimension", 1 if header.get("@univariate", False) else None)
             if expected_dims is not None and len(dims) != expected_dims:
@@ -398,6 +444,12 @@ def read_ts(path) -> TSDataset:
                     f"{path}:{lineno}: every row must have {series[0].shape[1]} dimensions, got {len(dims)}"
                 )
             T = max(len(d) for d in dims)
+            held = sum(len(d) for d in dims)
+            if T * len(dims) > MAX_PADDING * held + 1024:
+                raise ValueError(
+                    f"{path}:{lineno}: the {len(dims)} dimensions of this case hold {min(map(len, dims))} to "
+                    f"{T} values: NaN padding to {T} x {len(dims)} would need {T * len(dims)} cells for "
+                    f"{held} values")
             arr = np.full((T, len(dims)), np.nan)
             for c, d in enumerate(dims):
                 arr[: len(d), c] = d

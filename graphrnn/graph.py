@@ -19,7 +19,7 @@ wgrad g, x          g^T x over all rows -> (N, K)           (backward only)
 colsum g            g summed over all rows -> (N,)          (backward only)
 add_n a, b, ...     a + b + ...                             g to each input
 mul a, b            a * b, same shapes                      mul(g, b), mul(g, a)
-mask_rows Y, M      Y (T, B, F) * M (T, B)[..., None]       mask_rows(g, M)
+mask_rows Y, M      Y (T, B, F) where M (T, B), else 0      mask_rows(g, M)
 unstack X           views X[t][..., d*F:(d+1)*F]            stack of the outputs' gradients
 stack parts         (T,) + part shape, groups side by side  unstack(g)
 rnn_cell, ...       one masked step (kernels/masked.py)     rnn_cell_bwd, lstm_cell_bwd, gru_cell_bwd
@@ -291,8 +291,22 @@ def _mask_rows_shape(inputs, attrs):
 
 
 def _mask_rows_fwd(ins, outs, attrs):
+    """A select, not a product: a NaN or inf at a masked position (a finished row's state, a padded
+    gradient) must become exactly 0, and NaN * 0 is NaN."""
     Y, M3, o = ins[0], ins[1][..., None], outs[0]
-    return lambda: np.multiply(Y, M3, out=o)
+    same = o.size and np.shares_memory(o, Y)  # elementwise: compile() may give o the buffer of Y
+    zero = o.dtype.type(0)
+
+    def run():
+        if not same:
+            np.copyto(o, Y)
+        np.copyto(o, zero, where=M3 == 0)
+
+    return run
+
+
+def _mask_rows_twin(ins, attrs):
+    return [np.where(ins[1][..., None] != 0, ins[0], ins[0].dtype.type(0))]
 
 
 def _unstack_views(ins, attrs):
@@ -468,7 +482,7 @@ OPS: dict[str, Op] = {
               lambda ins, a: [ins[0] * ins[1]], elementwise=True),
     "mask_rows": Op(_mask_rows_shape, _mask_rows_fwd,
                     lambda g, n, go: [g.apply("mask_rows", go[0], n.inputs[1]), None],
-                    lambda ins, a: [ins[0] * ins[1][..., None].astype(ins[0].dtype)], elementwise=True),
+                    _mask_rows_twin, elementwise=True),
     "unstack": Op(lambda i, a: _unstack_parts(i[0], a), _unstack_views, _unstack_vjp,
                   lambda ins, a: [v.copy() for v in _unstack_views(ins, a)], view=True, multi=True),
     "stack": Op(_stack_shape, _stack_fwd, _stack_vjp, _stack_twin),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphrnn._checks import as_array
 from graphrnn.cells import SUPPORTED_DTYPES
 
 __all__ = ["Linear", "Embedding"]
@@ -39,10 +40,17 @@ def _check_dtype(dtype) -> np.dtype:
 
 def _as_float(name: str, x, dtype: np.dtype) -> np.ndarray:
     """Cast a float array to ``dtype``; int, bool, complex and object arrays are a TypeError."""
-    a = np.asarray(x)
+    a = as_array(name, x, "a float array")
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must be a float array, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
+
+
+def _check_tape(tape, layer: str):
+    if not (isinstance(tape, tuple) and len(tape) == 1 and isinstance(tape[0], np.ndarray)):
+        raise TypeError(f"tape must be the second value returned by this {layer}'s forward(), "
+                        f"got {type(tape).__name__}")
+    return tape
 
 
 class _Layer:
@@ -119,7 +127,7 @@ class Linear(_Layer):
 
     def backward(self, tape, grad_output) -> dict[str, np.ndarray]:
         """Gradients of sum(y * grad_output): {"weight", "bias" (when present), "input"}."""
-        (x,) = tape
+        (x,) = _check_tape(tape, "Linear")
         g = _as_float("grad_output", grad_output, self.dtype)
         if g.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(
@@ -155,7 +163,7 @@ class Embedding(_Layer):
         }
 
     def _indices(self, idx) -> np.ndarray:
-        a = np.asarray(idx)
+        a = as_array("indices", idx, "an integer array")
         if a.dtype.kind not in "iu":
             raise TypeError(f"indices must be an integer array, got dtype {a.dtype}")
         if a.size and (a.min() < 0 or a.max() >= self.num_embeddings):
@@ -174,7 +182,7 @@ class Embedding(_Layer):
 
     def backward(self, tape, grad_output) -> dict[str, np.ndarray]:
         """Gradient of sum(out * grad_output) w.r.t. the weight: rows scatter-added by index."""
-        (idx,) = tape
+        (idx,) = _check_tape(tape, "Embedding")
         g = _as_float("grad_output", grad_output, self.dtype)
         if g.shape != idx.shape + (self.embedding_dim,):
             raise ValueError(

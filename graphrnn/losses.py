@@ -16,19 +16,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphrnn._checks import as_array
+
 __all__ = ["log_softmax", "softmax", "cross_entropy", "mse_loss"]
 
 
 def _float_array(name: str, x) -> np.ndarray:
-    a = np.asarray(x)
+    a = as_array(name, x, "a float array")
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must be a float array, got dtype {a.dtype}")
     return a
 
 
+def _class_axis(z, axis):
+    if z.ndim == 0 or z.shape[axis] == 0:
+        raise ValueError(f"logits must have at least one class along axis {axis}, got shape {z.shape}")
+
+
 def log_softmax(logits, axis: int = -1) -> np.ndarray:
     """Numerically stable log softmax along ``axis``."""
     z = _float_array("logits", logits)
+    _class_axis(z, axis)
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -36,6 +44,7 @@ def log_softmax(logits, axis: int = -1) -> np.ndarray:
 def softmax(logits, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax along ``axis``."""
     z = _float_array("logits", logits)
+    _class_axis(z, axis)
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -44,7 +53,7 @@ def _valid_mask(targets_shape, lengths, mask) -> np.ndarray | None:
     if lengths is not None and mask is not None:
         raise ValueError("give lengths or mask, not both")
     if mask is not None:
-        m = np.asarray(mask)
+        m = as_array("mask", mask, "a bool array")
         if m.dtype != np.bool_:
             raise TypeError(f"mask must be a bool array, got dtype {m.dtype}")
         if m.shape != targets_shape:
@@ -57,7 +66,7 @@ def _valid_mask(targets_shape, lengths, mask) -> np.ndarray | None:
                 f"got targets shape {targets_shape}"
             )
         T, B = targets_shape
-        ln = np.asarray(lengths)
+        ln = as_array("lengths", lengths, f"an integer array of shape ({B},)")
         if ln.dtype.kind not in "iu":
             raise TypeError(f"lengths must be an integer array, got dtype {ln.dtype}")
         if ln.shape != (B,):
@@ -80,7 +89,8 @@ def cross_entropy(logits, targets, lengths=None, *, mask=None, reduction: str = 
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if z.ndim not in (2, 3):
         raise ValueError(f"logits must have shape (N, C) or (T, B, C), got {z.shape}")
-    y = np.asarray(targets)
+    _class_axis(z, -1)
+    y = as_array("targets", targets, "an integer array")
     if y.dtype.kind not in "iu":
         raise TypeError(f"targets must be an integer array, got dtype {y.dtype}")
     if y.shape != z.shape[:-1]:
@@ -128,7 +138,7 @@ def mse_loss(pred, target, *, mask=None, reduction: str = "mean"):
         raise ValueError(f"target must have pred's shape {p.shape}, got {t.shape}")
     diff = p - t.astype(p.dtype, copy=False)
     if mask is not None:
-        m = np.asarray(mask)
+        m = as_array("mask", mask, "a bool array")
         if m.dtype != np.bool_:
             raise TypeError(f"mask must be a bool array, got dtype {m.dtype}")
         if m.shape != p.shape:

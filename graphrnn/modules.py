@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphrnn import cuda as _cuda  # cheap: numba.cuda is imported only once a device array is used
+from graphrnn._checks import as_array as _as_array
 from graphrnn.cells import StackSpec, init_params
 from graphrnn.executors import get_executor
 
@@ -30,16 +31,6 @@ def _check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
-
-
-def _as_array(name, value, expected) -> np.ndarray:
-    """np.asarray, with NumPy's errors for ragged or unconvertible input re-raised naming the argument."""
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError, OverflowError) as e:
-        first = str(e).split(". ")[0]
-        raise ValueError(f"{name} must be {expected}, got a {type(value).__name__} that NumPy cannot turn into "
-                         f"one array ({first})") from None
 
 
 def as_float_array(name, value, dtype) -> np.ndarray:

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from graphrnn._checks import as_array
+
 __all__ = ["SGD", "Adam", "clip_grad_norm"]
 
 
@@ -26,6 +28,11 @@ def _check_params(params) -> dict[str, np.ndarray]:
             raise ValueError(f"parameter names must be strings without '/', got {name!r}")
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
             raise TypeError(f"params[{name!r}] must be a float ndarray, got {type(p).__name__}")
+        if not p.flags.writeable:
+            raise ValueError(
+                f"params[{name!r}] must be a writable array (the optimizer updates it in place), "
+                "got a read-only one"
+            )
     return params
 
 
@@ -56,11 +63,11 @@ class _Optimizer:
             raise ValueError(f"grads must hold every parameter name; missing {missing}")
         out = {}
         for name, p in self.params.items():
-            g = np.asarray(grads[name])
-            if g.shape != p.shape:
-                raise ValueError(f"grads[{name!r}] must have shape {p.shape}, got {g.shape}")
+            g = as_array(f"grads[{name!r}]", grads[name], "a float array")
             if g.dtype.kind != "f":
                 raise TypeError(f"grads[{name!r}] must be a float array, got dtype {g.dtype}")
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{name!r}] must have shape {p.shape}, got {g.shape}")
             out[name] = g.astype(p.dtype, copy=False)
         return out
 
@@ -74,10 +81,14 @@ class _Optimizer:
             extra = sorted(set(arrays) - set(expected))
             raise ValueError(f"optimizer state names do not match: missing {missing}, extra {extra}")
         for key, shape in expected.items():
-            if np.shape(arrays[key]) != shape:
-                raise ValueError(
-                    f"optimizer state {key!r} must have shape {shape}, got {np.shape(arrays[key])}"
-                )
+            a = as_array(f"optimizer state {key!r}", arrays[key], "a float array")
+            if a.dtype.kind != "f":
+                raise TypeError(f"optimizer state {key!r} must be a float array, got dtype {a.dtype}")
+            if a.shape != shape:
+                raise ValueError(f"optimizer state {key!r} must have shape {shape}, got {a.shape}")
+            if key.startswith("exp_avg_sq/") and (a < 0).any():
+                raise ValueError(f"optimizer state {key!r} (a running mean of squares) must be >= 0, "
+                                 f"got a minimum of {a.min()}")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be an int >= 0, got {steps!r}")
         for key in expected:

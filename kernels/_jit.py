@@ -53,8 +53,10 @@ _HALF = np.float32(0.5)
 
 
 def _tanh_f32(v):
-    x = v if v < _CLAMP else _CLAMP  # conditionals, not min/max: they become vector selects
-    x = x if x > -_CLAMP else -_CLAMP
+    # conditionals, not min/max: they become vector selects; written so that NaN fails both tests and
+    # propagates (``v if v < _CLAMP else _CLAMP`` would turn NaN into tanh(7.9) = 1)
+    x = _CLAMP if v > _CLAMP else v
+    x = -_CLAMP if x < -_CLAMP else x
     x2 = x * x
     p = x2 * _A6 + _A5
     p = x2 * p + _A4

@@ -76,7 +76,7 @@ def rnn_cell_forward(xw_t, gh, nb, relu, h, out_t):
         if relu:
             for j in range(H):
                 v = xr[j] + gr[j]
-                hr[j] = v if v > zero else zero
+                hr[j] = zero if v < zero else v  # NaN propagates (as np.maximum)
         else:
             for j in range(H):
                 hr[j] = tanh(xr[j] + gr[j])

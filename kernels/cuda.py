@@ -327,7 +327,7 @@ def _rnn_forward_point(xw, t, b, j, g, h_row, out, col0, relu, one):
     v = xw[t, b, j] + g[j]
     zero = one - one
     if relu:
-        v = v if v > zero else zero  # noqa: FURB136 (as in kernels/cpu.py)
+        v = zero if v < zero else v  # noqa: FURB136 (as in kernels/cpu.py: NaN propagates)
     else:
         v = math.tanh(v)
     h_row[j] = v

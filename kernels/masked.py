@@ -47,7 +47,7 @@ def rnn_masked_fwd(xw, gh, h_prev, mask, relu, h_out):
         if relu:
             for j in range(H):
                 v = xr[j] + gr[j]
-                hr[j] = v if v > zero else zero
+                hr[j] = zero if v < zero else v  # NaN propagates (as np.maximum)
         else:
             for j in range(H):
                 hr[j] = tanh(xr[j] + gr[j])
