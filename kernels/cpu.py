@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphrnn.kernels._jit import jit, sigmoid, tanh
+from graphrnn.kernels import gates
+from graphrnn.kernels._jit import jit
 
 # ------------------------------------------------------------------------------------- row products
 
@@ -62,122 +63,55 @@ def matmul_rows(a, w, nb, out, accumulate):
         k += 1
 
 
-# Loop shape matters for speed: each inner loop starts at 0 and runs over row views, which is what LLVM
-# vectorises (a loop over range(2H, 3H), or one that touches many arrays at once, stays scalar: 4-5x).
+# One step over the running rows; the per-row equations are in kernels/gates.py (shared with masked.py).
 
 
 @jit
 def rnn_cell_forward(xw_t, gh, nb, relu, h, out_t):
     """h[:nb] = act(xw_t + gh) for rows < nb; out_t[:nb] = h[:nb]. xw_t, gh, h, out_t (B, H)."""
-    H = h.shape[1]
-    zero = h.dtype.type(0)
     for b in range(nb):
-        xr, gr, hr, orow = xw_t[b], gh[b], h[b], out_t[b]
-        if relu:
-            for j in range(H):
-                v = xr[j] + gr[j]
-                hr[j] = zero if v < zero else v  # NaN propagates (as np.maximum)
-        else:
-            for j in range(H):
-                hr[j] = tanh(xr[j] + gr[j])
-        for j in range(H):
-            orow[j] = hr[j]
+        gates.rnn_row_forward(xw_t[b], gh[b], relu, h[b])
+        _copy(h[b], out_t[b])
 
 
 @jit
 def rnn_cell_backward(g_out_t, out_t, nb, relu, dh, dpre_t):
-    """dpre_t[:nb] = (g_out_t + dh) * act'(.) from the saved output out_t. dh (B, H) is dL/dh_t in.
-
-    The caller then sets dh[:nb] = dpre_t[:nb] @ W_hh.
+    """dpre_t[:nb] = (g_out_t + dh) * act'(.) from the saved output out_t. dh (B, H) is dL/dh_t in
+    (excluding g_out_t) and is clobbered: the caller then sets dh[:nb] = dpre_t[:nb] @ W_hh.
     """
-    H = dh.shape[1]
-    one = dh.dtype.type(1)
-    zero = dh.dtype.type(0)
     for b in range(nb):
-        gr, yr, dhr, dr = g_out_t[b], out_t[b], dh[b], dpre_t[b]
-        if relu:
-            for j in range(H):
-                dr[j] = gr[j] + dhr[j] if yr[j] > zero else zero
-        else:
-            for j in range(H):
-                dr[j] = (gr[j] + dhr[j]) * (one - yr[j] * yr[j])
+        _add(g_out_t[b], dh[b])
+        gates.rnn_row_backward(dh[b], out_t[b], relu, dpre_t[b])
 
 
 @jit
 def lstm_cell_forward(xw_t, gh, nb, h, c, out_t, gates_t):
     """One LSTM step on rows < nb. xw_t, gh (B, 4H) pre-activations; h, c (B, H) state in place;
     out_t (B, H) gets h'; gates_t (B, 4H) gets the activated i, f, g, o for backward."""
-    H = h.shape[1]
     for b in range(nb):
-        xr, gr, gt = xw_t[b], gh[b], gates_t[b]
-        for j in range(H):
-            gt[j] = sigmoid(xr[j] + gr[j])
-        for j in range(H):
-            gt[H + j] = sigmoid(xr[H + j] + gr[H + j])
-        for j in range(H):
-            gt[2 * H + j] = tanh(xr[2 * H + j] + gr[2 * H + j])
-        for j in range(H):
-            gt[3 * H + j] = sigmoid(xr[3 * H + j] + gr[3 * H + j])
-        cr, hr, orow = c[b], h[b], out_t[b]
-        for j in range(H):
-            cn = gt[H + j] * cr[j] + gt[j] * gt[2 * H + j]
-            cr[j] = cn
-            hr[j] = gt[3 * H + j] * tanh(cn)
-        for j in range(H):
-            orow[j] = hr[j]
+        gates.lstm_row_forward(xw_t[b], gh[b], c[b], h[b], gates_t[b])
+        _copy(h[b], out_t[b])
 
 
 @jit
 def lstm_cell_backward(g_out_t, gates_t, c_t, c_prev, nb, dh, dc, dpre_t):
     """BPTT through one LSTM step on rows < nb.
 
-    dh, dc (B, H): dL/dh_t, dL/dc_t in (excluding g_out_t); dc leaves as dL/dc_{t-1}. dpre_t (B, 4H) gets
-    the pre-activation gradients; the caller then sets dh[:nb] = dpre_t[:nb] @ W_hh.
+    dh, dc (B, H): dL/dh_t, dL/dc_t in (excluding g_out_t); dc leaves as dL/dc_{t-1} and dh is clobbered.
+    dpre_t (B, 4H) gets the pre-activation gradients; the caller then sets dh[:nb] = dpre_t[:nb] @ W_hh.
     """
-    H = dh.shape[1]
-    one = dh.dtype.type(1)
     for b in range(nb):
-        gt, dr, gr, dhr, dcr, ct = gates_t[b], dpre_t[b], g_out_t[b], dh[b], dc[b], c_t[b]
-        for j in range(H):  # o gate, and dL/dc_t (kept in dc) with the path through h_t
-            o = gt[3 * H + j]
-            tc = tanh(ct[j])
-            gv = gr[j] + dhr[j]
-            dr[3 * H + j] = gv * tc * o * (one - o)
-            dcr[j] += gv * o * (one - tc * tc)
-        cp = c_prev[b]
-        for j in range(H):  # i, f, g gates, then dL/dc_{t-1}
-            i = gt[j]
-            f = gt[H + j]
-            g = gt[2 * H + j]
-            gc = dcr[j]
-            dr[j] = gc * g * i * (one - i)
-            dr[H + j] = gc * cp[j] * f * (one - f)
-            dr[2 * H + j] = gc * i * (one - g * g)
-            dcr[j] = gc * f
+        _add(g_out_t[b], dh[b])
+        gates.lstm_row_backward(dh[b], dc[b], gates_t[b], c_t[b], c_prev[b], dpre_t[b])
 
 
 @jit
 def gru_cell_forward(xw_t, gh, b_hh, nb, h, out_t, gates_t, ghn_t):
     """One GRU step on rows < nb. xw_t (B, 3H) = x W_ih^T + b_ih; gh (B, 3H) = h W_hh^T (bias added here);
     h (B, H) state in place; out_t gets h'; gates_t (B, 3H) gets r, z, n; ghn_t (B, H) gets W_hn h + b_hn."""
-    H = h.shape[1]
-    one = h.dtype.type(1)
     for b in range(nb):
-        xr, gr, gt, hn = xw_t[b], gh[b], gates_t[b], ghn_t[b]
-        for j in range(H):
-            gt[j] = sigmoid(xr[j] + gr[j] + b_hh[j])
-        for j in range(H):
-            gt[H + j] = sigmoid(xr[H + j] + gr[H + j] + b_hh[H + j])
-        for j in range(H):
-            hn[j] = gr[2 * H + j] + b_hh[2 * H + j]
-        for j in range(H):
-            gt[2 * H + j] = tanh(xr[2 * H + j] + gt[j] * hn[j])
-        hr, orow = h[b], out_t[b]
-        for j in range(H):
-            z = gt[H + j]
-            hr[j] = (one - z) * gt[2 * H + j] + z * hr[j]
-        for j in range(H):
-            orow[j] = hr[j]
+        gates.gru_row_forward(xw_t[b], gh[b], b_hh, h[b], gates_t[b], ghn_t[b])
+        _copy(h[b], out_t[b])
 
 
 @jit
@@ -188,25 +122,21 @@ def gru_cell_backward(g_out_t, gates_t, ghn_t, h_prev, nb, dh, dxw_t, dgh_t):
     caller then adds dgh_t[:nb] @ W_hh. dxw_t, dgh_t (B, 3H): gradients of the input-side and hidden-side
     pre-activations (they differ in the n block, where the reset gate multiplies the hidden side).
     """
-    H = dh.shape[1]
-    one = dh.dtype.type(1)
     for b in range(nb):
-        gt, gr, dhr, hp, hn, dx, dg = gates_t[b], g_out_t[b], dh[b], h_prev[b], ghn_t[b], dxw_t[b], dgh_t[b]
-        for j in range(H):
-            z = gt[H + j]
-            n = gt[2 * H + j]
-            g = gr[j] + dhr[j]
-            dx[2 * H + j] = g * (one - z) * (one - n * n)
-            dx[H + j] = g * (hp[j] - n) * z * (one - z)
-            dhr[j] = g * z
-        for j in range(H):
-            r = gt[j]
-            dn = dx[2 * H + j]
-            dr = dn * hn[j] * r * (one - r)
-            dx[j] = dr
-            dg[j] = dr
-            dg[H + j] = dx[H + j]
-            dg[2 * H + j] = dn * r
+        _add(g_out_t[b], dh[b])
+        gates.gru_row_backward(dh[b], gates_t[b], ghn_t[b], h_prev[b], dxw_t[b], dgh_t[b])
+
+
+@jit
+def _copy(src, dst):
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@jit
+def _add(src, dst):
+    for j in range(dst.shape[0]):
+        dst[j] += src[j]
 
 
 # ---------------------------------------------------------------------------- whole sequences in jit

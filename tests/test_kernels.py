@@ -47,8 +47,9 @@ def test_rnn_cell_forward_and_backward_match_twin(dtype, B, H, nb, relu):
     assert np.array_equal(h[nb:], h_before[nb:]), "finished rows changed"
 
     g_out, dh, dpre = rand(rng, B, H, dtype=dtype), rand(rng, B, H, dtype=dtype), np.zeros((B, H), dtype)
+    dh_in = dh.copy()
     cpu.rnn_cell_backward(g_out, out, nb, relu, dh, dpre)
-    assert_close(dpre[:nb], ref.rnn_step_backward(g_out[:nb] + dh[:nb], out[:nb], "relu" if relu else "tanh"),
+    assert_close(dpre[:nb], ref.rnn_step_backward(g_out[:nb] + dh_in[:nb], out[:nb], "relu" if relu else "tanh"),
                  dtype, "dpre")
     assert not dpre[nb:].any()
 
@@ -70,9 +71,9 @@ def test_lstm_cell_forward_and_backward_match_twin(dtype, B, H, nb):
     assert np.array_equal(h[nb:], h_before[nb:]) and np.array_equal(c[nb:], c_prev[nb:])
 
     g_out, dh, dc = (rand(rng, B, H, dtype=dtype) for _ in range(3))
-    dc_in, dpre = dc.copy(), np.zeros((B, 4 * H), dtype)
+    dh_in, dc_in, dpre = dh.copy(), dc.copy(), np.zeros((B, 4 * H), dtype)
     cpu.lstm_cell_backward(g_out, gates, c, c_prev, nb, dh, dc, dpre)
-    dpre_w, dc_w = ref.lstm_step_backward(g_out[:nb] + dh[:nb], dc_in[:nb], gates_w, c_w, c_prev[:nb])
+    dpre_w, dc_w = ref.lstm_step_backward(g_out[:nb] + dh_in[:nb], dc_in[:nb], gates_w, c_w, c_prev[:nb])
     assert_close(dpre[:nb], dpre_w, dtype, "dpre")
     assert_close(dc[:nb], dc_w, dtype, "dc_prev")
     assert np.array_equal(dc[nb:], dc_in[nb:])
