@@ -57,6 +57,20 @@ def assert_close(actual, expected, what, dtype=None, rtol=None, atol=None):
     )
 
 
+def numeric_grad(f, a, eps=1e-6):
+    """Central differences of the scalar f() w.r.t. every entry of the array a (perturbed in place)."""
+    g = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        old = a[i]
+        a[i] = old + eps
+        up = f()
+        a[i] = old - eps
+        down = f()
+        a[i] = old
+        g[i] = (up - down) / (2 * eps)
+    return g
+
+
 def check_grads(f, args, grads, eps=1e-6, *, rtol=1e-5, atol=1e-6, full_max=32, directions=3, seed=0):
     """Check analytic ``grads`` of the scalar function ``f`` against central finite differences in float64.
 

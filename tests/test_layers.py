@@ -2,37 +2,16 @@
 
 import numpy as np
 import pytest
+from gradcheck import assert_close, numeric_grad
 
 from graphrnn.layers import Embedding, Linear
-
-
-def numeric_grad(f, a, eps=1e-6):
-    """Central differences of the scalar f() w.r.t. every entry of the array a (perturbed in place)."""
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
-
-
-def assert_close(actual, expected, rtol, atol, what):
-    err = np.abs(actual - expected)
-    worst = np.unravel_index(np.argmax(err - rtol * np.abs(expected)), err.shape) if err.size else ()
-    assert np.allclose(actual, expected, rtol=rtol, atol=atol), (
-        f"{what}: largest difference {err.max():.3g} at {worst}: {actual[worst]} vs {expected[worst]}"
-    )
 
 
 def test_linear_computes_x_times_weight_transposed_plus_bias_on_the_last_axis():
     lin = Linear(3, 2, dtype=np.float64, seed=0)
     x = np.arange(24, dtype=np.float64).reshape(2, 4, 3)
     expected = x @ lin.params["weight"].T + lin.params["bias"]
-    assert_close(lin(x), expected, 1e-15, 1e-13, "Linear forward")
+    assert_close(lin(x), expected, "Linear forward", rtol=1e-15, atol=1e-13)
     assert lin(x).shape == (2, 4, 2)
 
 
@@ -59,8 +38,8 @@ def test_linear_gradients_match_central_finite_differences(bias):
         return float(np.sum(lin(x) * g_out))
 
     for name, p in lin.params.items():
-        assert_close(grads[name], numeric_grad(f, p), 1e-6, 1e-8, f"d/d{name}")
-    assert_close(grads["input"], numeric_grad(f, x), 1e-6, 1e-8, "d/dinput")
+        assert_close(grads[name], numeric_grad(f, p), f"d/d{name}", rtol=1e-6, atol=1e-8)
+    assert_close(grads["input"], numeric_grad(f, x), "d/dinput", rtol=1e-6, atol=1e-8)
 
 
 def test_linear_keeps_float32_when_built_float32_and_casts_float64_input():
@@ -87,13 +66,13 @@ def test_embedding_gradient_adds_repeated_indices_and_matches_finite_differences
     _, tape = emb.forward(idx)
     grads = emb.backward(tape, g_out)
     expected_row1 = g_out[0, 0] + g_out[0, 1] + g_out[1, 1] + g_out[2, 1]
-    assert_close(grads["weight"][1], expected_row1, 1e-14, 1e-14, "row 1")
+    assert_close(grads["weight"][1], expected_row1, "row 1", rtol=1e-14, atol=1e-14)
     assert np.array_equal(grads["weight"][2], np.zeros(3)), "an unused row gets no gradient"
 
     def f():
         return float(np.sum(emb(idx) * g_out))
 
-    assert_close(grads["weight"], numeric_grad(f, emb.params["weight"]), 1e-6, 1e-8, "d/dweight")
+    assert_close(grads["weight"], numeric_grad(f, emb.params["weight"]), "d/dweight", rtol=1e-6, atol=1e-8)
 
 
 def test_load_state_dict_copies_in_place_and_is_strict_on_names_and_shapes():

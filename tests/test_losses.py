@@ -4,26 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from gradcheck import assert_close, numeric_grad
 
 from graphrnn.losses import cross_entropy, log_softmax, mse_loss, softmax
-
-
-def numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
-
-
-def assert_close(actual, expected, rtol, atol, what):
-    err = np.abs(np.asarray(actual) - expected)
-    assert np.allclose(actual, expected, rtol=rtol, atol=atol), f"{what}: largest difference {err.max():.3g}"
 
 
 def test_cross_entropy_is_the_mean_negative_log_probability_of_the_targets():
@@ -39,7 +22,7 @@ def test_cross_entropy_gradient_matches_finite_differences_for_rows():
     z = rng.standard_normal((6, 5))
     y = rng.integers(0, 5, 6)
     _, grad = cross_entropy(z, y)
-    assert_close(grad, numeric_grad(lambda: cross_entropy(z, y)[0], z), 1e-6, 1e-9, "d/dlogits")
+    assert_close(grad, numeric_grad(lambda: cross_entropy(z, y)[0], z), "d/dlogits", rtol=1e-6, atol=1e-9)
 
 
 def test_time_major_cross_entropy_with_lengths_averages_over_valid_positions_only():
@@ -56,7 +39,9 @@ def test_time_major_cross_entropy_with_lengths_averages_over_valid_positions_onl
     assert np.array_equal(grad[~valid], np.zeros((int((~valid).sum()), C))), (
         "padded positions get zero gradient"
     )
-    assert_close(grad, numeric_grad(lambda: cross_entropy(z, y, lengths)[0], z), 1e-6, 1e-9, "d/dlogits")
+    assert_close(
+        grad, numeric_grad(lambda: cross_entropy(z, y, lengths)[0], z), "d/dlogits", rtol=1e-6, atol=1e-9
+    )
 
 
 def test_mask_gives_the_same_result_as_lengths_and_sum_reduction_scales_by_the_count():
@@ -70,7 +55,7 @@ def test_mask_gives_the_same_result_as_lengths_and_sum_reduction_scales_by_the_c
     s, gs = cross_entropy(z, y, lengths, reduction="sum")
     assert a == b and np.array_equal(ga, gb)
     assert s == pytest.approx(a * 4, rel=1e-14)
-    assert_close(gs, ga * 4, 1e-14, 1e-15, "sum gradient")
+    assert_close(gs, ga * 4, "sum gradient", rtol=1e-14, atol=1e-15)
 
 
 def test_cross_entropy_is_finite_for_huge_logits_and_keeps_float32():
@@ -91,7 +76,7 @@ def test_log_softmax_is_stable_and_normalised():
     z = np.array([[1000.0, 1000.0], [-1000.0, 0.0]])
     ls = log_softmax(z)
     assert np.isfinite(ls).all()
-    assert_close(np.exp(ls).sum(axis=1), np.ones(2), 1e-15, 1e-15, "probabilities sum to 1")
+    assert_close(np.exp(ls).sum(axis=1), np.ones(2), "probabilities sum to 1", rtol=1e-15, atol=1e-15)
     assert ls[0, 0] == pytest.approx(-math.log(2))
 
 
@@ -101,10 +86,12 @@ def test_mse_value_and_gradient_match_finite_differences_with_and_without_mask()
     mask = rng.random((3, 4)) > 0.4
     loss, grad = mse_loss(p, t)
     assert loss == pytest.approx(np.mean((p - t) ** 2), rel=1e-14)
-    assert_close(grad, numeric_grad(lambda: mse_loss(p, t)[0], p), 1e-6, 1e-9, "d/dpred")
+    assert_close(grad, numeric_grad(lambda: mse_loss(p, t)[0], p), "d/dpred", rtol=1e-6, atol=1e-9)
     loss_m, grad_m = mse_loss(p, t, mask=mask)
     assert loss_m == pytest.approx(np.mean((p - t)[mask] ** 2), rel=1e-14)
-    assert_close(grad_m, numeric_grad(lambda: mse_loss(p, t, mask=mask)[0], p), 1e-6, 1e-9, "masked d/dpred")
+    assert_close(
+        grad_m, numeric_grad(lambda: mse_loss(p, t, mask=mask)[0], p), "masked d/dpred", rtol=1e-6, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize(
