@@ -92,13 +92,42 @@ def machine_info() -> dict:
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = sorted({f"{p.get('internal_api')} {p.get('version')}" for p in threadpool_info()
-                               if p.get("user_api") == "blas"})
+        info["blas"] = sorted(
+            {
+                f"{p.get('internal_api')} {p.get('version')}"
+                for p in threadpool_info()
+                if p.get("user_api") == "blas"
+            }
+        )
     except Exception:  # noqa: BLE001 (informational only)
         pass
     torch = try_torch()
     info["torch"] = torch.__version__ if torch is not None else None
+    info["git"] = _git_state()
     return info
+
+
+def _git_state():
+    """The source tree's commit (and '+dirty' with uncommitted changes), or None outside a checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 # ---------------------------------------------------------------------------------------- CPU load
@@ -211,8 +240,14 @@ class Timing:
         return float((max(self.samples) - min(self.samples)) / self.median)
 
 
-def interleave(contenders: dict, *, rounds: int = 5, budget_s: float | None = None, min_rounds: int = 2,
-               min_sample_s: float = 0.02) -> dict:
+def interleave(
+    contenders: dict,
+    *,
+    rounds: int = 5,
+    budget_s: float | None = None,
+    min_rounds: int = 2,
+    min_sample_s: float = 0.02,
+) -> dict:
     """Time ``{name: fn}`` interleaved: first call of each (reported as ``first_s``), then ``rounds``
     round-robin passes rotating who goes first; a fast contender runs k times per sample so each sample
     lasts at least ``min_sample_s``. Stops early after ``min_rounds`` when ``budget_s`` is spent.
@@ -260,8 +295,18 @@ def interleave(contenders: dict, *, rounds: int = 5, budget_s: float | None = No
 # -------------------------------------------------------------------------------------------- flops
 
 
-def flops(cell: str, T: int, B: int, I: int, H: int, *, steps: int | None = None, backward: bool = False,
-          layers: int = 1, directions: int = 1) -> dict:
+def flops(
+    cell: str,
+    T: int,
+    B: int,
+    I: int,
+    H: int,
+    *,
+    steps: int | None = None,
+    backward: bool = False,
+    layers: int = 1,
+    directions: int = 1,
+) -> dict:
     """Multiply-add FLOPs (2 per MAC) of the products of one pass; ``steps`` (row-steps, e.g. the sum of
     lengths) replaces T*B when given. Backward doubles the products (input and weight gradients), so
     forward+backward is 3x. Gate element-wise maths is not counted (it is O(G*H) per row-step)."""
@@ -320,9 +365,11 @@ def _assert_close(what, got, want, tol):
     scale = max(1.0, float(np.abs(want).max()))
     k = int(np.argmax(diff))
     if diff.flat[k] > tol * scale:
-        raise AssertionError(f"{what}: largest difference {diff.flat[k]:.3g} at index "
-                             f"{np.unravel_index(k, got.shape)} (got {got.flat[k]:.6g}, reference "
-                             f"{want.flat[k]:.6g}), tolerance {tol * scale:.3g}")
+        raise AssertionError(
+            f"{what}: largest difference {diff.flat[k]:.3g} at index "
+            f"{np.unravel_index(k, got.shape)} (got {got.flat[k]:.6g}, reference "
+            f"{want.flat[k]:.6g}), tolerance {tol * scale:.3g}"
+        )
 
 
 def _slice(x, lengths, max_T, max_B):
@@ -368,8 +415,9 @@ def _loss_seeds(model, T, B, rng):
     return g_out, g_h, g_c
 
 
-def check_gradients(model, executor: str, x, lengths=None, *, max_T: int = 6, max_B: int = 2,
-                    seed: int = 0) -> dict:
+def check_gradients(
+    model, executor: str, x, lengths=None, *, max_T: int = 6, max_B: int = 2, seed: int = 0
+) -> dict:
     """Gradients of ``executor`` on a small slice: float64 against a central finite difference of the
     NumPy reference along one random direction (parameters and input together), and the model's own dtype
     against float64. Returns the float64 gradients (to check other frameworks against)."""
@@ -389,6 +437,11 @@ def check_gradients(model, executor: str, x, lengths=None, *, max_T: int = 6, ma
     v_x = rng.standard_normal(xs.shape)
     if ls is not None:
         v_x = v_x * (np.arange(T)[:, None] < ls[None, :])[:, :, None]
+    # a unit direction: with ~10^6 parameters a raw Gaussian one has norm ~10^3, and the step eps*|v| would
+    # be far too large for the central difference's O(step^2) error
+    norm = math.sqrt(sum(float((v[n] ** 2).sum()) for n in names) + float((v_x**2).sum()))
+    v = {n: a / norm for n, a in v.items()}
+    v_x = v_x / norm
     analytic = sum(float((grads[n] * v[n]).sum()) for n in names) + float((grads["input"] * v_x).sum())
 
     from graphrnn.kernels import reference
@@ -399,11 +452,13 @@ def check_gradients(model, executor: str, x, lengths=None, *, max_T: int = 6, ma
         val = float((out * g_out).sum() + (h * g_h).sum())
         return val + (float((c * g_c).sum()) if g_c is not None else 0.0)
 
-    eps = 1e-5
+    eps = 1e-4
     numeric = (loss(eps) - loss(-eps)) / (2 * eps)
-    if abs(numeric - analytic) > 1e-6 * (abs(numeric) + abs(analytic)) + 1e-8:
-        raise AssertionError(f"{executor} gradient: directional derivative {analytic:.10g}, finite "
-                             f"difference of the reference {numeric:.10g}")
+    if abs(numeric - analytic) > 1e-6 * (abs(numeric) + abs(analytic)) + 1e-9:
+        raise AssertionError(
+            f"{executor} gradient: directional derivative {analytic:.10g}, finite "
+            f"difference of the reference {numeric:.10g}"
+        )
     if model.dtype != np.float64:
         xd = xs.astype(model.dtype)
         _, _, tape = model.forward(xd, ls, executor=executor)
@@ -455,8 +510,9 @@ def check_torch(tm, model, x, lengths=None, *, packed: bool = False, backward: b
         _assert_close("torch output", out.detach().numpy(), ref_out, 2e-4)
     if backward and (ls is None or packed):
         h = st[0] if isinstance(st, tuple) else st
-        loss = (out * torch.from_numpy(chk["g_out"].astype(model.dtype))).sum() + \
-            (h * torch.from_numpy(chk["g_h"].astype(model.dtype))).sum()
+        loss = (out * torch.from_numpy(chk["g_out"].astype(model.dtype))).sum() + (
+            h * torch.from_numpy(chk["g_h"].astype(model.dtype))
+        ).sum()
         if chk["g_c"] is not None:
             loss = loss + (st[1] * torch.from_numpy(chk["g_c"].astype(model.dtype))).sum()
         tm.zero_grad()
@@ -472,8 +528,14 @@ def check_torch(tm, model, x, lengths=None, *, packed: bool = False, backward: b
 
 def section(name: str, title: str, columns: list, rows: list, notes=None, **meta) -> dict:
     """One table of results: ``rows`` are dicts keyed by ``columns``; extra keys travel along in JSON."""
-    return {"section": name, "title": title, "columns": list(columns), "rows": rows, "notes": list(notes or []),
-            "meta": meta}
+    return {
+        "section": name,
+        "title": title,
+        "columns": list(columns),
+        "rows": rows,
+        "notes": list(notes or []),
+        "meta": meta,
+    }
 
 
 def _fmt(v) -> str:
@@ -506,8 +568,12 @@ def format_table(sec: dict, markdown: bool = False) -> str:
     cols = sec["columns"]
     cells = [[_fmt(r.get(c)) for c in cols] for r in sec["rows"]]
     if markdown:
-        lines = [f"#### {sec['title']}", "", "| " + " | ".join(cols) + " |",
-                 "|" + "|".join("---" for _ in cols) + "|"]
+        lines = [
+            f"#### {sec['title']}",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "|".join("---" for _ in cols) + "|",
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
         lines += [""] + [f"- {n}" for n in sec["notes"]]
         return "\n".join(lines) + "\n"
@@ -610,8 +676,13 @@ def _memory_one(m, executor, train, T, B, seed):
     res["rss_peak"] = _peak_rss() - rss0 if reset_ok else None
     if executor == "static":
         st = static.last_plan().stats
-        res.update(nodes=st.nodes, kernel_calls=st.kernel_calls, planned_bytes=st.planned_bytes,
-                   build_s=st.build_seconds, compile_s=st.compile_seconds)
+        res.update(
+            nodes=st.nodes,
+            kernel_calls=st.kernel_calls,
+            planned_bytes=st.planned_bytes,
+            build_s=st.build_seconds,
+            compile_s=st.compile_seconds,
+        )
     static.clear_cache()
     gc.collect()
 
@@ -633,8 +704,7 @@ def _memory_one(m, executor, train, T, B, seed):
             tracemalloc.reset_peak()
             base3 = tracemalloc.get_traced_memory()[0]
             inst = plan.acquire()
-            feeds = dict(m.params, x=x, mask=static.step_mask(None, T, B),
-                         h0=np.zeros((1, B, H), m.dtype))
+            feeds = dict(m.params, x=x, mask=static.step_mask(None, T, B), h0=np.zeros((1, B, H), m.dtype))
             if spec.has_cell_state:
                 feeds["c0"] = np.zeros((1, B, H), m.dtype)
             inst.run(0, feeds)
@@ -661,8 +731,9 @@ def _memory_one(m, executor, train, T, B, seed):
     return res
 
 
-def memory_probe(cell="lstm", executor="dynamic", train=False, Ts=(10, 100), B=16, I=64, H=128,
-                 seed=0) -> list:
+def memory_probe(
+    cell="lstm", executor="dynamic", train=False, Ts=(10, 100), B=16, I=64, H=128, seed=0
+) -> list:
     """Run in a fresh process (see ``memory_vs_T``): warm and check on a tiny input, then measure each T
     in ascending order, resetting the peak-RSS mark before each. Returns one dict per T."""
     set_threads(1)
@@ -688,21 +759,30 @@ def memory_probe(cell="lstm", executor="dynamic", train=False, Ts=(10, 100), B=1
 
 
 def run_memory_subprocess(timeout=900, **kw) -> list:
-    code = ("import json, sys; from graphrnn.bench import memory_probe, to_jsonable; "
-            "print('RESULT ' + json.dumps(to_jsonable(memory_probe(**json.loads(sys.argv[1])))))")
+    code = (
+        "import json, sys; from graphrnn.bench import memory_probe, to_jsonable; "
+        "print('RESULT ' + json.dumps(to_jsonable(memory_probe(**json.loads(sys.argv[1])))))"
+    )
     kw = dict(kw, Ts=[int(t) for t in kw.get("Ts", (10, 100))])
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True, timeout=timeout, env=env
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     raise RuntimeError(f"memory probe {kw} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def memory_vs_T(Ts=(10, 100, 1000, 10000), *, cell="lstm", B=16, I=64, H=128,
-                modes=(("static", False), ("static", True), ("dynamic", False), ("dynamic", True),
-                       ("stream", False))) -> dict:
+def memory_vs_T(
+    Ts=(10, 100, 1000, 10000),
+    *,
+    cell="lstm",
+    B=16,
+    I=64,
+    H=128,
+    modes=(("static", False), ("static", True), ("dynamic", False), ("dynamic", True), ("stream", False)),
+) -> dict:
     """Claim 1. One subprocess per (executor, mode), T ascending; MB = 2**20 bytes."""
     rows = []
     for executor, train in modes:
@@ -719,16 +799,33 @@ def memory_vs_T(Ts=(10, 100, 1000, 10000), *, cell="lstm", B=16, I=64, H=128,
                 r[k + "_mb"] = r[k] / mb
         if r.get("traced_peak") and r.get("theory"):
             r["traced/theory"] = r["traced_peak"] / r["theory"]
-    cols = ["executor", "mode", "T", "nodes", "planned_bytes_mb", "graph_held_mb", "rss_peak_mb", "traced_peak_mb",
-            "held_after_mb", "theory_mb", "traced/theory", "build_s", "compile_s", "run_s", "load"]
-    notes = [f"{cell.upper()} I={I} H={H} B={B} float32, 1 thread, each (executor, mode) in its own process",
-             "rss_peak: rise of the peak RSS over the RSS before the call (kernel peak mark reset first); "
-             "traced_peak: tracemalloc peak (NumPy buffers + Python objects); static traced_peak covers "
-             "build + compile + first run with graph, plan and instance all alive",
-             "theory: infer = output (T*B*H) + one cell; train = activations BPTT keeps + one cell; "
-             "stream (m.step per step, output discarded) = one cell",
-             "held_after: still allocated after the call returned (static: the cached plan and its buffers)",
-             "load: other processes' CPU use in cores during the probe"]
+    cols = [
+        "executor",
+        "mode",
+        "T",
+        "nodes",
+        "planned_bytes_mb",
+        "graph_held_mb",
+        "rss_peak_mb",
+        "traced_peak_mb",
+        "held_after_mb",
+        "theory_mb",
+        "traced/theory",
+        "build_s",
+        "compile_s",
+        "run_s",
+        "load",
+    ]
+    notes = [
+        f"{cell.upper()} I={I} H={H} B={B} float32, 1 thread, each (executor, mode) in its own process",
+        "rss_peak: rise of the peak RSS over the RSS before the call (kernel peak mark reset first); "
+        "traced_peak: tracemalloc peak (NumPy buffers + Python objects); static traced_peak covers "
+        "build + compile + first run with graph, plan and instance all alive",
+        "theory: infer = output (T*B*H) + one cell; train = activations BPTT keeps + one cell; "
+        "stream (m.step per step, output discarded) = one cell",
+        "held_after: still allocated after the call returned (static: the cached plan and its buffers)",
+        "load: other processes' CPU use in cores during the probe",
+    ]
     return section("memory", "Claim 1: memory against T", cols, rows, notes, cell=cell, B=B, I=I, H=H)
 
 
@@ -742,8 +839,9 @@ def _docstrings_by_ast() -> list[str]:
     root = sysconfig.get_paths()["stdlib"]
     docs = []
     for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames[:] = sorted(d for d in dirnames if d not in {"test", "tests", "idle_test", "site-packages",
-                                                              "__pycache__"})
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in {"test", "tests", "idle_test", "site-packages", "__pycache__"}
+        )
         for fn in sorted(filenames):
             if not fn.endswith(".py"):
                 continue
@@ -776,8 +874,9 @@ def stdlib_lengths(chunk_len: int = 512) -> np.ndarray:
     return np.asarray(out, np.int64)
 
 
-def sample_lengths(dist: str, n: int, seed: int = 0, *, lo: int = 10, hi: int = 500,
-                   chunk_len: int = 512) -> np.ndarray:
+def sample_lengths(
+    dist: str, n: int, seed: int = 0, *, lo: int = 10, hi: int = 500, chunk_len: int = 512
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if dist == "uniform":
         return rng.integers(lo, hi + 1, size=n).astype(np.int64)
@@ -808,9 +907,22 @@ def _static_cache_size(n):
         static.clear_cache()
 
 
-def variable_length(dist="stdlib", *, n_seqs=128, batch=16, cell="lstm", I=64, H=128, train=True,
-                    T_fixed=None, threads_list=(1,), rounds=3, budget_s=60.0, seed=0,
-                    contenders=None) -> dict:
+def variable_length(
+    dist="stdlib",
+    *,
+    n_seqs=128,
+    batch=16,
+    cell="lstm",
+    I=64,
+    H=128,
+    train=True,
+    T_fixed=None,
+    threads_list=(1,),
+    rounds=3,
+    budget_s=60.0,
+    seed=0,
+    contenders=None,
+) -> dict:
     """Claim 2. One pass over ``n_seqs`` sequences of lengths drawn from ``dist`` (forward+backward when
     ``train``), batched in random order (and, for the ``*_bucketed`` contenders, sorted by length).
 
@@ -838,8 +950,10 @@ def variable_length(dist="stdlib", *, n_seqs=128, batch=16, cell="lstm", I=64, H
         return out
 
     random_b, sorted_b = prep(False), prep(True)
-    singles = [(np.ascontiguousarray(X[: lengths[i], i : i + 1]), np.ascontiguousarray(G[: lengths[i], i : i + 1]))
-               for i in range(n_seqs)]
+    singles = [
+        (np.ascontiguousarray(X[: lengths[i], i : i + 1]), np.ascontiguousarray(G[: lengths[i], i : i + 1]))
+        for i in range(n_seqs)
+    ]
 
     def step(xb, lb, gb, executor, static_len=None):
         if train:
@@ -874,7 +988,10 @@ def variable_length(dist="stdlib", *, n_seqs=128, batch=16, cell="lstm", I=64, H
         "dynamic_padded": (dynamic_padded, sum(len(lb) * tb for _, lb, _, tb in random_b)),
         "dynamic_lengths": (dynamic_lengths, int(lengths.sum())),
         "dynamic_b1": (dynamic_b1, int(lengths.sum())),
-        "static_batch_max_bucketed": (lambda: static_batch_max(sorted_b), sum(len(lb) * tb for _, lb, _, tb in sorted_b)),
+        "static_batch_max_bucketed": (
+            lambda: static_batch_max(sorted_b),
+            sum(len(lb) * tb for _, lb, _, tb in sorted_b),
+        ),
         "dynamic_lengths_bucketed": (lambda: dynamic_lengths(sorted_b), int(lengths.sum())),
     }
     names = list(contenders) if contenders else list(all_c)
@@ -890,24 +1007,58 @@ def variable_length(dist="stdlib", *, n_seqs=128, batch=16, cell="lstm", I=64, H
     with _static_cache_size(n_plans + 4):
         for nt in threads_list:
             with threads(nt):
-                tim = interleave({n: all_c[n][0] for n in names}, rounds=rounds, budget_s=budget_s, min_rounds=1)
+                tim = interleave(
+                    {n: all_c[n][0] for n in names}, rounds=rounds, budget_s=budget_s, min_rounds=1
+                )
             base = tim[names[0]].median
             for n in names:
                 t, computed = tim[n], all_c[n][1]
-                rows.append({"dist": dist, "threads": nt, "contender": n, "pass_s": t.median, "first_s": t.first_s,
-                             "useful_steps": useful, "computed_steps": computed,
-                             "useful/computed": useful / computed if computed else None,
-                             "useful_steps_per_s": useful / t.median, "speedup": base / t.median,
-                             "gflops_useful": fl / t.median / 1e9, "spread": t.spread, "load": t.load})
+                rows.append(
+                    {
+                        "dist": dist,
+                        "threads": nt,
+                        "contender": n,
+                        "pass_s": t.median,
+                        "first_s": t.first_s,
+                        "useful_steps": useful,
+                        "computed_steps": computed,
+                        "useful/computed": useful / computed if computed else None,
+                        "useful_steps_per_s": useful / t.median,
+                        "speedup": base / t.median,
+                        "gflops_useful": fl / t.median / 1e9,
+                        "spread": t.spread,
+                        "load": t.load,
+                    }
+                )
     q = np.percentile(lengths, [0, 25, 50, 75, 100]).astype(int).tolist()
-    notes = [f"{dist} lengths, n={n_seqs}: min/q1/median/q3/max = {q}, mean {lengths.mean():.0f}; batch {batch}; "
-             f"{cell.upper()} I={I} H={H}; {'forward+backward' if train else 'forward'}; T_fixed = {T_fixed}",
-             "computed_steps: row-steps the executor runs (padded ones included); speedup vs the first row",
-             "first_s: first pass (static: includes building and compiling its plans; dynamic: JIT load)",
-             "load: other processes' CPU use in cores during the samples"]
-    return section("varlen", f"Claim 2: variable length ({dist})", ["threads", "contender", "pass_s", "first_s",
-                   "useful/computed", "useful_steps_per_s", "speedup", "gflops_useful", "spread", "load"],
-                   rows, notes, dist=dist, lengths_quantiles=q, T_fixed=T_fixed)
+    notes = [
+        f"{dist} lengths, n={n_seqs}: min/q1/median/q3/max = {q}, mean {lengths.mean():.0f}; batch {batch}; "
+        f"{cell.upper()} I={I} H={H}; {'forward+backward' if train else 'forward'}; T_fixed = {T_fixed}",
+        "computed_steps: row-steps the executor runs (padded ones included); speedup vs the first row",
+        "first_s: first pass (static: includes building and compiling its plans; dynamic: JIT load)",
+        "load: other processes' CPU use in cores during the samples",
+    ]
+    return section(
+        "varlen",
+        f"Claim 2: variable length ({dist})",
+        [
+            "threads",
+            "contender",
+            "pass_s",
+            "first_s",
+            "useful/computed",
+            "useful_steps_per_s",
+            "speedup",
+            "gflops_useful",
+            "spread",
+            "load",
+        ],
+        rows,
+        notes,
+        dist=dist,
+        lengths_quantiles=q,
+        T_fixed=T_fixed,
+    )
 
 
 # ------------------------------------------------------------------------------- claim 3: speed
@@ -939,8 +1090,17 @@ def _speed_point(m, T, B, I, rounds, budget_s, b1_max, train=False):
     return {n: (per[n] / tim[n].median, tim[n]) for n in cont}
 
 
-def speed_sweep(*, cell="lstm", base=(100, 32, 64, 128), sweeps=None, threads_list=(1,), rounds=3,
-                budget_s=10.0, b1_max=16, train=False) -> dict:
+def speed_sweep(
+    *,
+    cell="lstm",
+    base=(100, 32, 64, 128),
+    sweeps=None,
+    threads_list=(1,),
+    rounds=3,
+    budget_s=10.0,
+    b1_max=16,
+    train=False,
+) -> dict:
     """Claim 3: sequences per second (equal lengths) for static batched, dynamic batched, dynamic at
     batch 1 and static at batch 1, sweeping T, B and H one at a time around ``base`` = (T, B, I, H)."""
     T0, B0, I0, H0 = base
@@ -964,6 +1124,7 @@ def speed_sweep(*, cell="lstm", base=(100, 32, 64, 128), sweeps=None, threads_li
                         if train:
                             check_gradients(m, ex, xc)
                 res = _speed_point(m, T, B, I0, rounds, budget_s, b1_max, train)
+                _free_plans()
                 row = {"threads": nt, "sweep": axis, "T": T, "B": B, "H": H}
                 for n, (sps, t) in res.items():
                     row[n] = sps
@@ -973,35 +1134,80 @@ def speed_sweep(*, cell="lstm", base=(100, 32, 64, 128), sweeps=None, threads_li
                 row["first_s_static"] = res["static_batched"][1].first_s
                 row["load"] = float(np.mean([t.load for _, t in res.values() if t.load is not None] or [0]))
                 rows.append(row)
-    cols = ["threads", "sweep", "T", "B", "H", "static_batched", "dynamic_batched", "dynamic_b1", "static_b1",
-            "static_batched/dynamic_b1", "static_batched/dynamic_batched", "static_b1/dynamic_b1", "load"]
-    notes = [f"{cell.upper()} I={I0}, {'forward+backward' if train else 'inference forward'}, sequences per second "
-             f"(all rows of a batch share one length); base point T={T0} B={B0} H={H0}",
-             f"*_b1: B sequences one at a time (timed on min(B, {b1_max}) of them)",
-             "load: other processes' CPU use in cores during the samples"]
-    return section("speed", "Claim 3: sequences per second", cols, rows, notes, base=base)
+    cols = [
+        "threads",
+        "sweep",
+        "T",
+        "B",
+        "H",
+        "static_batched",
+        "dynamic_batched",
+        "dynamic_b1",
+        "static_b1",
+        "static_batched/dynamic_b1",
+        "static_batched/dynamic_batched",
+        "static_b1/dynamic_b1",
+        "load",
+    ]
+    notes = [
+        f"{cell.upper()} I={I0}, {'forward+backward' if train else 'inference forward'}, "
+        "sequences per second "
+        f"(all rows of a batch share one length); base point T={T0} B={B0} H={H0}",
+        f"*_b1: B sequences one at a time (timed on min(B, {b1_max}) of them)",
+        "load: other processes' CPU use in cores during the samples",
+    ]
+    return section(
+        "speed",
+        f"Claim 3: sequences per second ({'forward+backward' if train else 'inference'})",
+        cols,
+        rows,
+        notes,
+        base=base,
+    )
 
 
 # -------------------------------------------------------------------------------------- PyTorch
 
+
+def _free_plans():
+    """Drop cached static plans (each holds its buffers) between shapes, so a sweep's memory stays flat."""
+    from graphrnn import static
+
+    static.clear_cache()
+    gc.collect()
+
+
 TORCH_SHAPES = ((100, 1, 64, 128), (100, 16, 128, 256), (200, 64, 256, 512), (50, 256, 512, 1024))
 
 
-def torch_compare(*, cells=("lstm", "gru", "rnn"), shapes=TORCH_SHAPES, threads_list=(1, 2),
-                  modes=("fwd", "fwdbwd"), executors=("dynamic", "static"), rounds=3, budget_s=20.0,
-                  peaks=None) -> dict:
+def torch_compare(
+    *,
+    cells=("lstm", "gru", "rnn"),
+    shapes=TORCH_SHAPES,
+    threads_list=(1, 2),
+    modes=("fwd", "fwdbwd"),
+    executors=("dynamic", "static"),
+    rounds=3,
+    budget_s=20.0,
+    peaks=None,
+) -> dict:
     """graphrnn executors vs nn.LSTM/GRU/RNN, interleaved in this process, same thread count.
     ``fwd``: inference (torch under inference_mode); ``fwdbwd``: forward + backward with input grads."""
     torch = try_torch()
     if torch is None:
-        return section("torch", "PyTorch side by side", [], [], ["PyTorch not importable: skipped "
-                       "(pip install -e '.[bench]')"])
+        return section(
+            "torch",
+            "PyTorch side by side",
+            [],
+            [],
+            ["PyTorch not importable: skipped (pip install -e '.[bench]')"],
+        )
     rows = []
     for nt in threads_list:
         with threads(nt):
             peak = (peaks or {}).get(nt) or gemm_peak(1024 if shapes[-1][3] < 1024 else 2048)["gflops"]
             for cell in cells:
-                for (T, B, I, H) in shapes:
+                for T, B, I, H in shapes:
                     m = make_model(cell, I, H, seed=0)
                     tm = torch_twin(m)
                     rng = np.random.default_rng(0)
@@ -1010,20 +1216,27 @@ def torch_compare(*, cells=("lstm", "gru", "rnn"), shapes=TORCH_SHAPES, threads_
                     xt, gt = torch.from_numpy(x), torch.from_numpy(g)
                     for mode in modes:
                         bw = mode == "fwdbwd"
-                        for ex in executors:
-                            check_forward(m, ex, x)
-                            if bw:
-                                check_gradients(m, ex, x)
-                        check_torch(tm, m, x, backward=bw)
+                        try:  # a failed check is recorded in the row and fails the suite
+                            for ex in executors:
+                                check_forward(m, ex, x)
+                                if bw:
+                                    check_gradients(m, ex, x)
+                            check_torch(tm, m, x, backward=bw)
+                            check = "ok"
+                        except AssertionError as e:
+                            check = f"FAILED: {e}"
                         cont = {}
                         for ex in executors:
                             if bw:
+
                                 def f(ex=ex):
                                     _, _, tape = m.forward(x, executor=ex)
                                     m.backward(tape, g)
                             else:
+
                                 def f(ex=ex):
                                     m(x, executor=ex)
+
                             cont["graphrnn_" + ex] = f
                         if bw:
                             xg = xt.clone().requires_grad_(True)
@@ -1035,14 +1248,25 @@ def torch_compare(*, cells=("lstm", "gru", "rnn"), shapes=TORCH_SHAPES, threads_
                                 out, _ = tm(xg)
                                 out.backward(gt)
                         else:
+
                             def tf():
                                 with torch.inference_mode():
                                     tm(xt)
+
                         cont["torch"] = tf
-                        tim = interleave(cont, rounds=rounds, budget_s=budget_s)
+                        tim = interleave(cont, rounds=rounds, budget_s=budget_s, min_rounds=1)
                         fl = flops(cell, T, B, I, H, backward=bw)
-                        row = {"threads": nt, "cell": cell, "mode": mode, "T": T, "B": B, "I": I, "H": H,
-                               "torch_ms": tim["torch"].median * 1e3, "peak_gflops": peak}
+                        row = {
+                            "threads": nt,
+                            "cell": cell,
+                            "mode": mode,
+                            "T": T,
+                            "B": B,
+                            "I": I,
+                            "H": H,
+                            "torch_ms": tim["torch"].median * 1e3,
+                            "peak_gflops": peak,
+                        }
                         for ex in executors:
                             t = tim["graphrnn_" + ex]
                             row[f"{ex}_ms"] = t.median * 1e3
@@ -1053,21 +1277,49 @@ def torch_compare(*, cells=("lstm", "gru", "rnn"), shapes=TORCH_SHAPES, threads_
                         row["torch_gflops"] = fl["total"] / tim["torch"].median / 1e9
                         row["torch_peak_frac"] = row["torch_gflops"] / peak
                         row["spread"] = max(t.spread for t in tim.values())
-                        row["load"] = float(np.mean([t.load for t in tim.values() if t.load is not None] or [0]))
+                        row["check"] = check
+                        row["samples"] = min(len(t.samples) for t in tim.values())
+                        row["load"] = float(
+                            np.mean([t.load for t in tim.values() if t.load is not None] or [0])
+                        )
                         rows.append(row)
+                    _free_plans()
     cols = ["threads", "cell", "mode", "T", "B", "I", "H", "torch_ms"]
     for ex in executors:
         cols += [f"{ex}_ms", f"{ex}_speedup"]
-    cols += [f"{executors[0]}_gflops", f"{executors[0]}_peak_frac", "torch_peak_frac", "spread", "load"]
-    notes = ["*_speedup = torch time / graphrnn time (> 1: graphrnn faster); float32; medians of interleaved samples",
-             "gflops: products only (2 FLOPs per multiply-add; forward+backward = 3x forward); peak_frac: of the "
-             "float32 NumPy GEMM peak measured in the same run at the same thread count",
-             f"torch {torch.__version__} (threads set with torch.set_num_threads); load: other processes' cores"]
-    return section("torch", "graphrnn vs PyTorch CPU", cols, rows, notes)
+    cols += [
+        f"{executors[0]}_gflops",
+        f"{executors[0]}_peak_frac",
+        "torch_peak_frac",
+        "check",
+        "samples",
+        "spread",
+        "load",
+    ]
+    notes = [
+        "*_speedup = torch time / graphrnn time (> 1: graphrnn faster); float32; "
+        "medians of interleaved samples",
+        "gflops: products only (2 FLOPs per multiply-add; forward+backward = 3x forward); peak_frac: of the "
+        "float32 NumPy GEMM peak measured in the same run at the same thread count",
+        f"torch {torch.__version__} (threads set with torch.set_num_threads); load: other processes' cores",
+    ]
+    title = "graphrnn vs PyTorch CPU (" + ", ".join(c.upper() for c in cells) + ")"
+    return section("torch", title, cols, rows, notes)
 
 
-def torch_varlen(*, n=64, lo=10, hi=500, I=128, H=256, seed=0, threads_list=(1, 2), rounds=3,
-                 budget_s=60.0, include_packed_bwd=True) -> dict:
+def torch_varlen(
+    *,
+    n=64,
+    lo=10,
+    hi=500,
+    I=128,
+    H=256,
+    seed=0,
+    threads_list=(1, 2),
+    rounds=3,
+    budget_s=60.0,
+    include_packed_bwd=True,
+) -> dict:
     """The variable-length case of issue 3: 64 LSTM sequences, lengths uniform in [10, 500] (seeded),
     I=128, H=256; graphrnn with per-sequence lengths (dynamic and static) vs PyTorch padded and packed."""
     torch = try_torch()
@@ -1114,34 +1366,69 @@ def torch_varlen(*, n=64, lo=10, hi=500, I=128, H=256, seed=0, threads_list=(1, 
                 if bw:
                     out.backward(gt)
 
-        cont = {"graphrnn_dynamic_lengths": lambda: gr_run("dynamic", lengths),
-                "graphrnn_static_lengths": lambda: gr_run("static", lengths),
-                "graphrnn_dynamic_padded": lambda: gr_run("dynamic", None),
-                "torch_padded": lambda: t_run(False)}
+        cont = {
+            "graphrnn_dynamic_lengths": lambda: gr_run("dynamic", lengths),
+            "graphrnn_static_lengths": lambda: gr_run("static", lengths),
+            "graphrnn_dynamic_padded": lambda: gr_run("dynamic", None),
+            "torch_padded": lambda: t_run(False),
+        }
         if include_packed_bwd or not bw:
             cont["torch_packed"] = lambda: t_run(True)
         for nt in threads_list:
             with threads(nt):
                 tim = interleave(cont, rounds=rounds, budget_s=budget_s, min_rounds=1)
             for name, t in tim.items():
-                rows.append({"threads": nt, "mode": mode, "contender": name, "ms": t.median * 1e3,
-                             "first_s": t.first_s, "vs_torch_padded": tim["torch_padded"].median / t.median,
-                             "vs_torch_packed": (tim["torch_packed"].median / t.median) if "torch_packed" in tim
-                             else None, "samples": len(t.samples), "spread": t.spread, "load": t.load})
-    notes = [f"LSTM I={I} H={H}, {n} sequences, lengths uniform in [{lo}, {hi}] (seed {seed}): sum {int(lengths.sum())},"
-             f" max {T}; padded work {n * T} row-steps",
-             "vs_torch_*: torch time / this time (> 1: faster than that PyTorch variant)",
-             "graphrnn_dynamic_padded runs every row to the batch maximum (lengths not passed)"]
-    return section("torch_varlen", "Variable length vs PyTorch (padded and packed)",
-                   ["threads", "mode", "contender", "ms", "vs_torch_padded", "vs_torch_packed", "first_s",
-                    "samples", "spread", "load"], rows, notes, lengths_sum=int(lengths.sum()), T=T)
+                rows.append(
+                    {
+                        "threads": nt,
+                        "mode": mode,
+                        "contender": name,
+                        "ms": t.median * 1e3,
+                        "first_s": t.first_s,
+                        "vs_torch_padded": tim["torch_padded"].median / t.median,
+                        "vs_torch_packed": (tim["torch_packed"].median / t.median)
+                        if "torch_packed" in tim
+                        else None,
+                        "samples": len(t.samples),
+                        "spread": t.spread,
+                        "load": t.load,
+                    }
+                )
+    notes = [
+        f"LSTM I={I} H={H}, {n} sequences, lengths uniform in [{lo}, {hi}] (seed {seed}): "
+        f"sum {int(lengths.sum())},"
+        f" max {T}; padded work {n * T} row-steps",
+        "vs_torch_*: torch time / this time (> 1: faster than that PyTorch variant)",
+        "graphrnn_dynamic_padded runs every row to the batch maximum (lengths not passed)",
+    ]
+    return section(
+        "torch_varlen",
+        "Variable length vs PyTorch (padded and packed)",
+        [
+            "threads",
+            "mode",
+            "contender",
+            "ms",
+            "vs_torch_padded",
+            "vs_torch_packed",
+            "first_s",
+            "samples",
+            "spread",
+            "load",
+        ],
+        rows,
+        notes,
+        lengths_sum=int(lengths.sum()),
+        T=T,
+    )
 
 
 # ---------------------------------------------------------------------------- where time goes
 
 
-def recurrent_breakdown(*, cell="lstm", shapes=((200, 64, 256, 512), (50, 256, 512, 1024)), threads_list=(1, 2),
-                        peaks=None) -> dict:
+def recurrent_breakdown(
+    *, cell="lstm", shapes=((200, 64, 256, 512), (50, 256, 512, 1024)), threads_list=(1, 2), peaks=None
+) -> dict:
     """The dynamic forward's parts timed alone at batch > 8 (its BLAS path): the hoisted input projection
     (one GEMM), the recurrent products h W_hh^T (T BLAS calls, as the executor makes them) and the gate
     kernels (T jitted calls), against the whole forward; each product's GFLOP/s and share of the GEMM peak."""
@@ -1151,7 +1438,7 @@ def recurrent_breakdown(*, cell="lstm", shapes=((200, 64, 256, 512), (50, 256, 5
     for nt in threads_list:
         with threads(nt):
             peak = (peaks or {}).get(nt) or gemm_peak(2048)["gflops"]
-            for (T, B, I, H) in shapes:
+            for T, B, I, H in shapes:
                 m = make_model(cell, I, H, seed=0)
                 G = m.spec.gates
                 rng = np.random.default_rng(0)
@@ -1181,27 +1468,55 @@ def recurrent_breakdown(*, cell="lstm", shapes=((200, 64, 256, 512), (50, 256, 5
                 def whole():
                     m(x)
 
-                tim = interleave({"projection": proj, "recurrent": rec, "gates": cellk, "whole": whole}, rounds=3,
-                                 budget_s=20.0)
+                tim = interleave(
+                    {"projection": proj, "recurrent": rec, "gates": cellk, "whole": whole},
+                    rounds=3,
+                    budget_s=20.0,
+                )
                 fl = flops(cell, T, B, I, H)
                 parts = sum(tim[k].median for k in ("projection", "recurrent", "gates"))
-                rows.append({"threads": nt, "T": T, "B": B, "I": I, "H": H,
-                             "whole_ms": tim["whole"].median * 1e3,
-                             "projection_ms": tim["projection"].median * 1e3,
-                             "recurrent_ms": tim["recurrent"].median * 1e3,
-                             "gates_ms": tim["gates"].median * 1e3,
-                             "other_ms": (tim["whole"].median - parts) * 1e3,
-                             "projection_peak_frac": fl["projection"] / tim["projection"].median / 1e9 / peak,
-                             "recurrent_gflops": fl["recurrent"] / tim["recurrent"].median / 1e9,
-                             "recurrent_peak_frac": fl["recurrent"] / tim["recurrent"].median / 1e9 / peak,
-                             "whole_peak_frac": fl["total"] / tim["whole"].median / 1e9 / peak,
-                             "peak_gflops": peak,
-                             "load": float(np.mean([t.load for t in tim.values() if t.load is not None] or [0]))})
-    cols = ["threads", "T", "B", "H", "whole_ms", "projection_ms", "recurrent_ms", "gates_ms", "other_ms",
-            "recurrent_gflops", "recurrent_peak_frac", "projection_peak_frac", "whole_peak_frac", "peak_gflops", "load"]
-    notes = [f"{cell.upper()} inference forward, dynamic executor's BLAS path (B > 8); parts timed alone, "
-             "interleaved with the whole call",
-             "other_ms: whole - parts (Python loop, sorting, copies, output assembly)"]
+                rows.append(
+                    {
+                        "threads": nt,
+                        "T": T,
+                        "B": B,
+                        "I": I,
+                        "H": H,
+                        "whole_ms": tim["whole"].median * 1e3,
+                        "projection_ms": tim["projection"].median * 1e3,
+                        "recurrent_ms": tim["recurrent"].median * 1e3,
+                        "gates_ms": tim["gates"].median * 1e3,
+                        "other_ms": (tim["whole"].median - parts) * 1e3,
+                        "projection_peak_frac": fl["projection"] / tim["projection"].median / 1e9 / peak,
+                        "recurrent_gflops": fl["recurrent"] / tim["recurrent"].median / 1e9,
+                        "recurrent_peak_frac": fl["recurrent"] / tim["recurrent"].median / 1e9 / peak,
+                        "whole_peak_frac": fl["total"] / tim["whole"].median / 1e9 / peak,
+                        "peak_gflops": peak,
+                        "load": float(np.mean([t.load for t in tim.values() if t.load is not None] or [0])),
+                    }
+                )
+    cols = [
+        "threads",
+        "T",
+        "B",
+        "H",
+        "whole_ms",
+        "projection_ms",
+        "recurrent_ms",
+        "gates_ms",
+        "other_ms",
+        "recurrent_gflops",
+        "recurrent_peak_frac",
+        "projection_peak_frac",
+        "whole_peak_frac",
+        "peak_gflops",
+        "load",
+    ]
+    notes = [
+        f"{cell.upper()} inference forward, dynamic executor's BLAS path (B > 8); parts timed alone, "
+        "interleaved with the whole call",
+        "other_ms: whole - parts (Python loop, sorting, copies, output assembly)",
+    ]
     return section("breakdown", "Where the dynamic forward spends its time", cols, rows, notes)
 
 
@@ -1220,15 +1535,41 @@ def static_build_times(*, cell="lstm", Ts=(100, 1000), B=16, I=64, H=128) -> dic
             plan = static.plan_for(m.spec, T, B, train=train)
             wall = time.perf_counter() - t0
             st = plan.stats
-            rows.append({"T": T, "mode": "train" if train else "infer", "nodes": st.nodes,
-                         "kernel_calls": st.kernel_calls, "build_s": st.build_seconds,
-                         "compile_s": st.compile_seconds, "build+compile_s": wall,
-                         "planned_mb": st.planned_bytes / 2**20, "buffers": st.buffers,
-                         "target_met": wall < 0.5 if T == 1000 else None, "load": meter.stop()})
+            rows.append(
+                {
+                    "T": T,
+                    "mode": "train" if train else "infer",
+                    "nodes": st.nodes,
+                    "kernel_calls": st.kernel_calls,
+                    "build_s": st.build_seconds,
+                    "compile_s": st.compile_seconds,
+                    "build+compile_s": wall,
+                    "planned_mb": st.planned_bytes / 2**20,
+                    "buffers": st.buffers,
+                    "target_met": wall < 0.5 if T == 1000 else None,
+                    "load": meter.stop(),
+                }
+            )
     static.clear_cache()
-    return section("static_build", "Static plan build and compile", ["T", "mode", "nodes", "kernel_calls", "build_s",
-                   "compile_s", "build+compile_s", "planned_mb", "buffers", "target_met", "load"], rows,
-                   [f"{cell.upper()} 1 layer I={I} H={H} B={B}; target: build + compile at T = 1000 < 0.5 s"])
+    return section(
+        "static_build",
+        "Static plan build and compile",
+        [
+            "T",
+            "mode",
+            "nodes",
+            "kernel_calls",
+            "build_s",
+            "compile_s",
+            "build+compile_s",
+            "planned_mb",
+            "buffers",
+            "target_met",
+            "load",
+        ],
+        rows,
+        [f"{cell.upper()} 1 layer I={I} H={H} B={B}; target: build + compile at T = 1000 < 0.5 s"],
+    )
 
 
 _STARTUP_CHILD = r"""
@@ -1262,20 +1603,46 @@ def startup_times(cold: bool = True) -> dict:
         for kind in ("cold", "warm") if cold else ("warm",):
             meter = LoadMeter()
             t0 = time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", _STARTUP_CHILD], capture_output=True, text=True, env=env,
-                               timeout=600)
+            p = subprocess.run(
+                [sys.executable, "-c", _STARTUP_CHILD], capture_output=True, text=True, env=env, timeout=600
+            )
             wall = time.perf_counter() - t0
-            res = next((json.loads(line[7:]) for line in p.stdout.splitlines() if line.startswith("RESULT ")), None)
+            res = next(
+                (json.loads(line[7:]) for line in p.stdout.splitlines() if line.startswith("RESULT ")), None
+            )
             if res is None:
                 raise RuntimeError(f"start-up probe failed:\n{p.stderr[-3000:]}")
             target = 20.0 if kind == "cold" else 1.5
             key = "all_paths_s" if kind == "cold" else "first_result_s"
-            rows.append({"cache": kind, **res, "process_wall_s": wall, "target_s": target,
-                         "target_met": res[key] < target, "load": meter.stop()})
-    return section("startup", "Start-up and JIT compile", ["cache", "import_s", "first_result_s", "all_paths_s",
-                   "process_wall_s", "target_s", "target_met", "load"], rows,
-                   ["cold: fresh NUMBA_CACHE_DIR, every kernel compiled; warm: a second process, same cache",
-                    "targets: warm first result < 1.5 s; cold compile of the default model's kernels < 20 s"])
+            rows.append(
+                {
+                    "cache": kind,
+                    **res,
+                    "process_wall_s": wall,
+                    "target_s": target,
+                    "target_met": res[key] < target,
+                    "load": meter.stop(),
+                }
+            )
+    return section(
+        "startup",
+        "Start-up and JIT compile",
+        [
+            "cache",
+            "import_s",
+            "first_result_s",
+            "all_paths_s",
+            "process_wall_s",
+            "target_s",
+            "target_met",
+            "load",
+        ],
+        rows,
+        [
+            "cold: fresh NUMBA_CACHE_DIR, every kernel compiled; warm: a second process, same cache",
+            "targets: warm first result < 1.5 s; cold compile of the default model's kernels < 20 s",
+        ],
+    )
 
 
 def gemm_peaks(threads_list=(1, 2), n=2048) -> dict:
@@ -1292,7 +1659,9 @@ def gemm_peaks(threads_list=(1, 2), n=2048) -> dict:
 
 def speed_targets(sections: list) -> dict:
     """Issue 3's speed targets, judged from the sections of one run (dynamic executor unless named)."""
-    by = {s["section"]: s for s in sections}
+    by: dict = {}
+    for s in sections:  # sections of one name (e.g. torch per cell) pool their rows
+        by.setdefault(s["section"], {"rows": []})["rows"].extend(s["rows"])
     rows = []
 
     def add(target, threads, measured, required, higher_is_better=True, note=""):
@@ -1303,14 +1672,28 @@ def speed_targets(sections: list) -> dict:
         else:
             met = measured >= required if higher_is_better else measured <= required
             margin = measured / required if higher_is_better else required / measured
-        rows.append({"target": target, "threads": threads, "measured": measured, "required": required,
-                     "met": met, "margin": margin, "note": note})
+        rows.append(
+            {
+                "target": target,
+                "threads": threads,
+                "measured": measured,
+                "required": required,
+                "met": met,
+                "margin": margin,
+                "note": note,
+            }
+        )
 
     tr = by.get("torch", {}).get("rows", [])
 
     def ratio(cell, mode, shape, nt, ex="dynamic"):
         for r in tr:
-            if (r["cell"], r["mode"], (r["T"], r["B"], r["I"], r["H"]), r["threads"]) == (cell, mode, shape, nt):
+            if (r["cell"], r["mode"], (r["T"], r["B"], r["I"], r["H"]), r["threads"]) == (
+                cell,
+                mode,
+                shape,
+                nt,
+            ):
                 return r.get(f"{ex}_speedup")
         return None
 
@@ -1321,37 +1704,89 @@ def speed_targets(sections: list) -> dict:
         for c in ("gru", "rnn"):
             add(f"B=1 (100,1,64,128) {c.upper()} forward vs torch", nt, ratio(c, "fwd", s1, nt), 4.0)
         for c in ("lstm", "gru", "rnn"):
-            add(f"B=1 (100,1,64,128) {c.upper()} forward+backward vs torch", nt, ratio(c, "fwdbwd", s1, nt), 2.0)
+            add(
+                f"B=1 (100,1,64,128) {c.upper()} forward+backward vs torch",
+                nt,
+                ratio(c, "fwdbwd", s1, nt),
+                2.0,
+            )
         s2 = (100, 16, 128, 256)
         for mode in ("fwd", "fwdbwd"):
-            add(f"(100,16,128,256) LSTM {mode} vs torch", nt, ratio("lstm", mode, s2, nt), 1.0 if nt == 1 else None,
-                note="" if nt == 1 else "2 threads: measure only")
+            add(
+                f"(100,16,128,256) LSTM {mode} vs torch",
+                nt,
+                ratio("lstm", mode, s2, nt),
+                1.0 if nt == 1 else None,
+                note="" if nt == 1 else "2 threads: measure only",
+            )
         for shape in ((200, 64, 256, 512), (50, 256, 512, 1024)):
             for mode in ("fwd", "fwdbwd"):
-                add(f"{shape} LSTM {mode} vs torch", nt, ratio("lstm", mode, shape, nt),
-                    1.0 if nt == 1 else 0.9)
+                add(
+                    f"{shape} LSTM {mode} vs torch",
+                    nt,
+                    ratio("lstm", mode, shape, nt),
+                    1.0 if nt == 1 else 0.9,
+                )
         for r in tr:  # static within 1.2x of dynamic at batch >= 16
             if r["threads"] == nt and r["B"] >= 16 and r.get("static_ms") and r.get("dynamic_ms"):
-                add(f"static/dynamic time {r['cell'].upper()} {r['mode']} {(r['T'], r['B'], r['I'], r['H'])}", nt,
-                    r["static_ms"] / r["dynamic_ms"], 1.2, higher_is_better=False)
+                add(
+                    f"static/dynamic time {r['cell'].upper()} {r['mode']} {(r['T'], r['B'], r['I'], r['H'])}",
+                    nt,
+                    r["static_ms"] / r["dynamic_ms"],
+                    1.2,
+                    higher_is_better=False,
+                )
     for r in by.get("breakdown", {}).get("rows", []):
-        add(f"recurrent product share of GEMM peak (B={r['B']}, H={r['H']})", r["threads"],
-            r["recurrent_peak_frac"], 0.70)
+        add(
+            f"recurrent product share of GEMM peak (B={r['B']}, H={r['H']})",
+            r["threads"],
+            r["recurrent_peak_frac"],
+            0.70,
+        )
     for r in by.get("torch_varlen", {}).get("rows", []):
         if r["mode"] == "fwdbwd" and r["contender"] == "graphrnn_dynamic_lengths":
-            add("var-length fwd+bwd, per-seq lengths vs torch packed", r["threads"], r["vs_torch_packed"], 10.0)
-            add("var-length fwd+bwd, per-seq lengths vs torch padded", r["threads"], r["vs_torch_padded"], 1.5)
+            add(
+                "var-length fwd+bwd, per-seq lengths vs torch packed",
+                r["threads"],
+                r["vs_torch_packed"],
+                10.0,
+            )
+            add(
+                "var-length fwd+bwd, per-seq lengths vs torch padded", r["threads"], r["vs_torch_padded"], 1.5
+            )
     for r in by.get("static_build", {}).get("rows", []):
         if r["T"] == 1000:
-            add(f"static build+compile T=1000 ({r['mode']}) seconds", None, r["build+compile_s"], 0.5,
-                higher_is_better=False)
+            add(
+                f"static build+compile T=1000 ({r['mode']}) seconds",
+                None,
+                r["build+compile_s"],
+                0.5,
+                higher_is_better=False,
+            )
     for r in by.get("startup", {}).get("rows", []):
         if r["cache"] == "warm":
-            add("warm-cache process: first result seconds", None, r["first_result_s"], 1.5, higher_is_better=False)
+            add(
+                "warm-cache process: first result seconds",
+                None,
+                r["first_result_s"],
+                1.5,
+                higher_is_better=False,
+            )
         else:
-            add("cold cache: compile + first results seconds", None, r["all_paths_s"], 20.0, higher_is_better=False)
-    return section("targets", "Speed targets (issue 3)", ["target", "threads", "measured", "required", "met",
-                   "margin", "note"], rows, ["margin: how far past (> 1) or short of (< 1) the target, as a factor"])
+            add(
+                "cold cache: compile + first results seconds",
+                None,
+                r["all_paths_s"],
+                20.0,
+                higher_is_better=False,
+            )
+    return section(
+        "targets",
+        "Speed targets (issue 3)",
+        ["target", "threads", "measured", "required", "met", "margin", "note"],
+        rows,
+        ["margin: how far past (> 1) or short of (< 1) the target, as a factor"],
+    )
 
 
 def render_markdown(sections: list) -> str:
@@ -1370,17 +1805,28 @@ def plot(results: dict, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError("--plot needs matplotlib: pip install 'graphrnn[plot]'") from None
-    secs = {s["section"] + (":" + s["meta"].get("dist", "") if s["section"] == "varlen" else ""): s
-            for s in results["sections"]}
+    secs = {
+        s["section"] + (":" + s["meta"].get("dist", "") if s["section"] == "varlen" else ""): s
+        for s in results["sections"]
+    }
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
     ax = axes[0]
     mem = secs.get("memory")
     if mem:
-        for (ex, mode), style in {("static", "train"): "o-", ("dynamic", "train"): "s-", ("static", "infer"): "o--",
-                                  ("dynamic", "infer"): "s--", ("stream", "infer"): "^:"}.items():
-            rs = [r for r in mem["rows"] if r["executor"] == ex and r["mode"] == mode and r.get("traced_peak")]
+        for (ex, mode), style in {
+            ("static", "train"): "o-",
+            ("dynamic", "train"): "s-",
+            ("static", "infer"): "o--",
+            ("dynamic", "infer"): "s--",
+            ("stream", "infer"): "^:",
+        }.items():
+            rs = [
+                r for r in mem["rows"] if r["executor"] == ex and r["mode"] == mode and r.get("traced_peak")
+            ]
             if rs:
-                ax.loglog([r["T"] for r in rs], [r["traced_peak"] / 2**20 for r in rs], style, label=f"{ex} {mode}")
+                ax.loglog(
+                    [r["T"] for r in rs], [r["traced_peak"] / 2**20 for r in rs], style, label=f"{ex} {mode}"
+                )
         th = [r for r in mem["rows"] if r["executor"] == "dynamic" and r["mode"] == "train"]
         if th:
             ax.loglog([r["T"] for r in th], [r["theory"] / 2**20 for r in th], "k:", label="theory (train)")
@@ -1396,8 +1842,12 @@ def plot(results: dict, path: str) -> None:
         for j, s in enumerate(vls):
             nt = s["rows"][0]["threads"]
             vals = {r["contender"]: r["useful_steps_per_s"] for r in s["rows"] if r["threads"] == nt}
-            ax.bar(np.arange(len(names)) + j * w, [vals.get(n, 0) for n in names], w,
-                   label=f"{s['meta'].get('dist')} ({nt} thr)")
+            ax.bar(
+                np.arange(len(names)) + j * w,
+                [vals.get(n, 0) for n in names],
+                w,
+                label=f"{s['meta'].get('dist')} ({nt} thr)",
+            )
         ax.set_xticks(np.arange(len(names)) + 0.4 - w / 2)
         ax.set_xticklabels(names, rotation=35, ha="right", fontsize=7)
         ax.set_ylabel("useful row-steps per second")
@@ -1408,8 +1858,12 @@ def plot(results: dict, path: str) -> None:
     if sp:
         nt = sp["rows"][0]["threads"]
         rs = [r for r in sp["rows"] if r["sweep"] == "B" and r["threads"] == nt]
-        for n, style in (("static_batched", "o-"), ("dynamic_batched", "s-"), ("dynamic_b1", "^--"),
-                         ("static_b1", "v--")):
+        for n, style in (
+            ("static_batched", "o-"),
+            ("dynamic_batched", "s-"),
+            ("dynamic_b1", "^--"),
+            ("static_b1", "v--"),
+        ):
             ax.loglog([r["B"] for r in rs], [r[n] for r in rs], style, label=n)
         ax.set_xlabel("batch size B")
         ax.set_ylabel("sequences per second")
@@ -1427,11 +1881,16 @@ def add_arguments(parser) -> None:
     """Options of ``graphrnn bench`` (the quick benchmark)."""
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--cell", choices=sorted(_CELLS), default="lstm", help="cell for the claim sections")
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison even if importable")
-    parser.add_argument("--plot", metavar="FILE.png", default=None, help="draw the three claims (needs matplotlib)")
+    parser.add_argument(
+        "--no-torch", action="store_true", help="skip the PyTorch comparison even if importable"
+    )
+    parser.add_argument(
+        "--plot", metavar="FILE.png", default=None, help="draw the three claims (needs matplotlib)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--only", default=None,
-                        help="comma-separated sections: gemm,memory,varlen,speed,torch (default: all)")
+    parser.add_argument(
+        "--only", default=None, help="comma-separated sections: gemm,memory,varlen,speed,torch (default: all)"
+    )
 
 
 def run_quick(*, threads_list=(1, 2), cell="lstm", torch_ok=True, only=None, log=None) -> dict:
@@ -1439,8 +1898,12 @@ def run_quick(*, threads_list=(1, 2), cell="lstm", torch_ok=True, only=None, log
     want = set(only) if only else {"gemm", "memory", "varlen", "speed", "torch"}
     log = log or (lambda s: None)
     t_start = time.perf_counter()
-    res = {"machine": machine_info(), "threads": list(threads_list), "load_before": sample_load(0.5),
-           "sections": []}
+    res = {
+        "machine": machine_info(),
+        "threads": list(threads_list),
+        "load_before": sample_load(0.5),
+        "sections": [],
+    }
     peaks = {}
     if "gemm" in want or "torch" in want:
         log("gemm peak")
@@ -1449,24 +1912,70 @@ def run_quick(*, threads_list=(1, 2), cell="lstm", torch_ok=True, only=None, log
         res["sections"].append(g)
     if "memory" in want:
         log("claim 1: memory")
-        res["sections"].append(memory_vs_T((10, 100, 1000), cell=cell, B=8, I=32, H=64,
-                                           modes=(("static", False), ("static", True), ("dynamic", False),
-                                                  ("dynamic", True), ("stream", False))))
+        res["sections"].append(
+            memory_vs_T(
+                (10, 100, 1000),
+                cell=cell,
+                B=8,
+                I=32,
+                H=64,
+                modes=(
+                    ("static", False),
+                    ("static", True),
+                    ("dynamic", False),
+                    ("dynamic", True),
+                    ("stream", False),
+                ),
+            )
+        )
     if "varlen" in want:
         for dist in ("stdlib", "uniform"):
             log(f"claim 2: variable length ({dist})")
-            res["sections"].append(variable_length(dist, n_seqs=32, batch=8, cell=cell, I=32, H=64,
-                                                   threads_list=threads_list[:1], rounds=2, budget_s=6.0,
-                                                   contenders=("static_fixed_T", "static_batch_max",
-                                                               "dynamic_padded", "dynamic_lengths", "dynamic_b1")))
+            res["sections"].append(
+                variable_length(
+                    dist,
+                    n_seqs=32,
+                    batch=8,
+                    cell=cell,
+                    I=32,
+                    H=64,
+                    threads_list=threads_list[:1],
+                    rounds=2,
+                    budget_s=6.0,
+                    contenders=(
+                        "static_fixed_T",
+                        "static_batch_max",
+                        "dynamic_padded",
+                        "dynamic_lengths",
+                        "dynamic_b1",
+                    ),
+                )
+            )
     if "speed" in want:
         log("claim 3: speed")
-        res["sections"].append(speed_sweep(cell=cell, base=(50, 16, 32, 64), sweeps={"B": [1, 4, 16, 64]},
-                                           threads_list=threads_list[:1], rounds=2, budget_s=2.0, b1_max=8))
+        res["sections"].append(
+            speed_sweep(
+                cell=cell,
+                base=(50, 16, 32, 64),
+                sweeps={"B": [1, 4, 16, 64]},
+                threads_list=threads_list[:1],
+                rounds=2,
+                budget_s=2.0,
+                b1_max=8,
+            )
+        )
     if "torch" in want and torch_ok and try_torch() is not None:
         log("PyTorch side by side")
-        res["sections"].append(torch_compare(cells=(cell,), shapes=TORCH_SHAPES[:2], threads_list=threads_list,
-                                             rounds=3, budget_s=3.0, peaks=peaks))
+        res["sections"].append(
+            torch_compare(
+                cells=(cell,),
+                shapes=TORCH_SHAPES[:2],
+                threads_list=threads_list,
+                rounds=3,
+                budget_s=3.0,
+                peaks=peaks,
+            )
+        )
     res["seconds"] = time.perf_counter() - t_start
     return res
 
@@ -1489,9 +1998,11 @@ def run(args) -> int:
         print(json.dumps(to_jsonable(res)))
     else:
         mi = res["machine"]
-        print(f"graphrnn {mi['graphrnn']} on {mi['cpu']} ({mi['cores']} cores), Python {mi['python']}, numpy "
-              f"{mi['numpy']}, numba {mi['numba']}, torch {mi['torch'] or 'not installed'}; other processes "
-              f"used {_fmt(res['load_before'])} cores before the run\n")
+        print(
+            f"graphrnn {mi['graphrnn']} on {mi['cpu']} ({mi['cores']} cores), Python {mi['python']}, numpy "
+            f"{mi['numpy']}, numba {mi['numba']}, torch {mi['torch'] or 'not installed'}; other processes "
+            f"used {_fmt(res['load_before'])} cores before the run\n"
+        )
         for sec in res["sections"]:
             print(format_table(sec))
         print(f"total {res['seconds']:.0f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
