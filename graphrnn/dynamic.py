@@ -37,7 +37,7 @@ class _DirTape:
 class Tape:
     spec: object
     params: dict
-    order: np.ndarray  # sort permutation: sorted row i is original row order[i]
+    order: np.ndarray | None  # sort permutation (sorted row i is row order[i]); None if already sorted
     batch_sizes: np.ndarray  # (T,) rows still running at each step
     rev_idx: np.ndarray | None  # (T, B) time index of each row reversed within its length
     T_in: int  # the input's T; the executor ran only T = max(lengths) <= T_in steps
@@ -57,15 +57,18 @@ def _gather_time(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return a[idx, np.arange(a.shape[1])[None, :]]
 
 
-def _input_projection(spec, inp, W_ih, b_ih, b_hh):
-    """Hoisted: x W_ih^T + b_ih for all steps in one GEMM; RNN and LSTM fold b_hh in here as well."""
+def _input_projection(inp, W_ih, bias):
+    """Hoisted: x W_ih^T + bias for all steps in one GEMM."""
     T, B, I = inp.shape
     xw = (inp.reshape(T * B, I) @ W_ih.T).reshape(T, B, -1)
-    if b_ih is not None:
-        xw += b_ih
-        if spec.cell != "gru":
-            xw += b_hh
+    if bias is not None:
+        xw += bias
     return xw
+
+
+def _rows(a, order, axis=1):
+    """a with its batch axis in sorted order: a view when the batch is already sorted, else a copy."""
+    return a if order is None else a.take(order, axis=axis)
 
 
 def _run_direction(spec, inp, W_ih, b_ih, W_hh, b_hh, batch_sizes, h, c, keep):
@@ -88,13 +91,15 @@ def _run_direction(spec, inp, W_ih, b_ih, W_hh, b_hh, batch_sizes, h, c, keep):
         gates = np.empty((steps, B, GH), dtype=dt)
         ghn = np.empty((steps, B, H), dtype=dt)
         b_hh = np.zeros(GH, dtype=dt) if b_hh is None else b_hh
+    # RNN and LSTM fold b_hh into the hoisted projection; GRU's b_hn sits inside the reset gate
+    bias = None if b_ih is None else (b_ih if spec.cell == "gru" else b_ih + b_hh)
     in_jit = B <= JIT_LOOP_MAX_BATCH
     W_hhT = np.ascontiguousarray(W_hh.T) if in_jit else W_hh.T  # BLAS reads the transposed view as is
     gh = np.empty((B, GH), dtype=dt)
     chunk = max(1, T if keep else INFERENCE_CHUNK_ELEMENTS // (B * GH))
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
-        xw = _input_projection(spec, inp[t0:t1], W_ih, b_ih, b_hh)
+        xw = _input_projection(inp[t0:t1], W_ih, bias)
         bs, o = batch_sizes[t0:t1], out[t0:t1]
         if in_jit:
             if spec.cell == "lstm":
@@ -126,15 +131,17 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
     # The loop bound is this batch's own longest sequence: steps past it are all padding.
     T = int(lengths.max()) if B else 0
     order = np.argsort(-lengths, kind="stable")
-    lengths_sorted = lengths[order]
+    if (order == np.arange(B)).all():
+        order = None  # already sorted (always, without lengths): no permutation copies
+    lengths_sorted = _rows(lengths, order, 0)
     batch_sizes = (lengths_sorted[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
     rev_idx = _reverse_index(lengths_sorted, T) if D == 2 else None
-    masks_sorted = [np.ascontiguousarray(m[:T, order]) for m in masks] if masks is not None else None
+    masks_sorted = [_rows(m[:T], order) for m in masks] if masks is not None else None
     tape = Tape(spec, params, order, batch_sizes, rev_idx, T_in, masks=masks_sorted) if keep else None
 
     h_n = np.empty_like(h0)
     c_n = np.empty_like(c0) if c0 is not None else None
-    layer_in = np.ascontiguousarray(x[:T, order])
+    layer_in = _rows(x[:T], order)
     for layer in range(L):
         if keep:
             tape.inputs.append(layer_in)
@@ -143,8 +150,8 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
             k = layer * D + d
             W_ih, W_hh, b_ih, b_hh = spec.layer_params(params, layer, d)
             inp = layer_in if d == 0 else _gather_time(layer_in, rev_idx)
-            h = np.ascontiguousarray(h0[k][order])
-            c = np.ascontiguousarray(c0[k][order]) if c0 is not None else None
+            h = _rows(h0[k], order, 0).copy()  # updated in place: never the caller's array
+            c = _rows(c0[k], order, 0).copy() if c0 is not None else None
             if keep:
                 h0_k, c0_k = h.copy(), (c.copy() if c is not None else None)
             out, gates, c_all, ghn = _run_direction(spec, inp, W_ih, b_ih, W_hh, b_hh, batch_sizes, h, c, keep)
@@ -158,13 +165,13 @@ def forward(spec, params, x, lengths, h0, c0, masks, keep):
             layer_out *= masks_sorted[layer]
         layer_in = layer_out
 
-    inv = np.argsort(order)
-    out = np.zeros((T_in, B, D * H), dtype=x.dtype)
-    out[:T] = layer_in[:, inv]
-    h_n = np.ascontiguousarray(h_n[:, inv])
-    if c_n is not None:
-        c_n = np.ascontiguousarray(c_n[:, inv])
-    return out, h_n, c_n, tape
+    inv = None if order is None else np.argsort(order)
+    if T == T_in and inv is None:
+        out = layer_in
+    else:
+        out = np.zeros((T_in, B, D * H), dtype=x.dtype)
+        out[:T] = _rows(layer_in, inv)
+    return out, _rows(h_n, inv), (_rows(c_n, inv) if c_n is not None else None), tape
 
 
 def _backward_direction(spec, dtape, g, W_hh, batch_sizes, dh, dc):
@@ -217,7 +224,7 @@ def backward(tape, g_out, g_hn, g_cn):
     grads = {}
     g_h0 = np.empty_like(g_hn)
     g_c0 = np.empty_like(g_cn) if g_cn is not None else None
-    g_layer = g_out[:T, order]
+    g_layer = _rows(g_out[:T], order)
     for layer in range(L - 1, -1, -1):
         inp = tape.inputs[layer]
         g_in = np.zeros_like(inp)
@@ -228,8 +235,8 @@ def backward(tape, g_out, g_hn, g_cn):
             dtape = tape.dirs[k]
             g = g_layer[:, :, d * H : (d + 1) * H]
             g = np.ascontiguousarray(g) if d == 0 else _gather_time(g, tape.rev_idx)
-            dh = np.ascontiguousarray(g_hn[k][order])
-            dc = np.ascontiguousarray(g_cn[k][order]) if g_cn is not None else None
+            dh = _rows(g_hn[k], order, 0).copy()
+            dc = _rows(g_cn[k], order, 0).copy() if g_cn is not None else None
             dxw, dgh = _backward_direction(spec, dtape, g, W_hh, tape.batch_sizes, dh, dc)
 
             # Parameter gradients as whole-sequence GEMMs (inactive rows contribute zeros).
@@ -248,10 +255,13 @@ def backward(tape, g_out, g_hn, g_cn):
                 g_c0[k] = dc
         g_layer = g_in * tape.masks[layer - 1] if (layer > 0 and tape.masks is not None) else g_in
 
-    inv = np.argsort(order)
-    grads["input"] = np.zeros((tape.T_in,) + g_layer.shape[1:], dtype=g_out.dtype)
-    grads["input"][:T] = g_layer[:, inv]
-    grads["h0"] = np.ascontiguousarray(g_h0[:, inv])
+    inv = None if order is None else np.argsort(order)
+    if T == tape.T_in and inv is None:
+        grads["input"] = g_layer
+    else:
+        grads["input"] = np.zeros((tape.T_in,) + g_layer.shape[1:], dtype=g_out.dtype)
+        grads["input"][:T] = _rows(g_layer, inv)
+    grads["h0"] = _rows(g_h0, inv)
     if g_c0 is not None:
-        grads["c0"] = np.ascontiguousarray(g_c0[:, inv])
+        grads["c0"] = _rows(g_c0, inv)
     return grads
