@@ -15,7 +15,9 @@ Under MPI (``graphrnn.distributed``): ``mpiexec -n N graphrnn train --distribute
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import platform
 import sys
 import time
@@ -303,6 +305,8 @@ def _train(args, comm) -> int:
     threads = _threads(comm, args.threads)
     root = comm is None or comm.Get_rank() == 0
     log = _log if root else _quiet
+    # results for people: on stdout, or on stderr when --json keeps stdout for the JSON object alone
+    say = functools.partial(print, file=sys.stderr if args.json else sys.stdout, flush=True)
     ckpt = io.load_checkpoint(args.resume) if args.resume else None
     task = args.task or (ckpt.meta.get("task") if ckpt else None) or ("classify" if args.data else "lm")
     if ckpt is not None and ckpt.meta.get("task") != task:
@@ -361,16 +365,16 @@ def _train(args, comm) -> int:
             return 0
         samples = [
             (p, train.generate(result.model, p, length=120, temperature=0.7, seed=args.seed + i))
-            for i, p in enumerate(SAMPLE_PROMPTS)
+            for i, p in enumerate(_sample_prompts(corpus))
         ]
-        print(
+        say(
             f"held-out bits per character: {result.metric['value']:.3f} "
             f"({result.info['heldout_chars']:,} chars), "
             f"{result.info['chars_per_second']:,.0f} chars/s training"
         )
-        print("samples:")
+        say("samples:")
         for p, s in samples:
-            print("  " + repr(p + s))
+            say("  " + repr(p + s))
     else:
         if args.text:
             raise ValueError("--text is for --task lm; give a classification .ts pair with --data PATH")
@@ -408,7 +412,7 @@ def _train(args, comm) -> int:
         )
         if not root:
             return 0
-        print(
+        say(
             f"test accuracy: {result.metric['value']:.4f} ({len(test_set)} series), "
             f"{result.info['seqs_per_second']:,.1f} sequences/s training"
         )
@@ -454,12 +458,24 @@ def _train(args, comm) -> int:
 # ---------------------------------------------------------------------------------------- generate
 
 
+def _sample_prompts(corpus) -> list[str]:
+    """The stdlib's own openings for the default corpus; for the user's text, openings of its held-out part."""
+    if corpus.source.get("kind") == "stdlib":
+        return list(SAMPLE_PROMPTS)
+    starts = [seq[:8] for seq in (corpus.heldout or corpus.train)[:3] if seq[:8].strip()]
+    return starts or [""]
+
+
 def cmd_generate(args) -> int:
     from graphrnn import io, train
 
     model = io.load(args.checkpoint)
     if not isinstance(model, train.CharLM):
         raise ValueError(f"--checkpoint must hold a language model (task lm), got a {type(model).__name__}")
+    unknown = sorted(set(args.prompt) - set(model.vocab))
+    if unknown:
+        print(f"graphrnn generate: note: the model's vocabulary lacks {''.join(unknown)!r}; "
+              "those prompt characters are read as unknown", file=sys.stderr)
     text = train.generate(
         model, args.prompt, length=args.length, temperature=args.temperature, seed=args.seed
     )
@@ -535,6 +551,8 @@ def _predict(args, comm) -> int:
     threads = _threads(comm, args.threads)
     root = comm is None or comm.Get_rank() == 0
     model = io.load(args.checkpoint)
+    if not os.path.exists(args.data):
+        raise FileNotFoundError(f"--data path not found: {args.data}")
     if isinstance(model, train.CharLM):
         with open(args.data, encoding="utf-8") as f:
             numbered = [(i + 1, line) for i, line in enumerate(f.read().splitlines()) if line]

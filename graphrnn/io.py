@@ -126,7 +126,7 @@ def save(path, model, optimizer=None, *, extra: dict | None = None) -> str:
 
     The file is written exactly at ``path`` (no suffix is added). ``extra`` is stored as free JSON.
     """
-    path = os.fspath(path)
+    path = _fspath(path)
     if not path:
         raise ValueError("path must name a file, got an empty string")
     meta = {
@@ -231,6 +231,12 @@ def _check_entries(path: str) -> None:
             if declared > info.file_size - header:
                 raise bad(f"entry {name!r} declares shape {shape} ({declared} bytes of {dtype}) but holds "
                           f"{max(info.file_size - header, 0)} bytes")
+
+
+def _fspath(path) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming a checkpoint file, got {type(path).__name__}")
+    return os.fspath(path)
 
 
 def _read(path: str) -> dict[str, np.ndarray]:
@@ -357,7 +363,7 @@ def _check_params_fit(path: str, meta: dict, params: dict) -> None:
 
 def load_checkpoint(path) -> Checkpoint:
     """Read and verify a checkpoint; rebuild the model and, when saved, the optimizer bound to it."""
-    path = os.fspath(path)
+    path = _fspath(path)
     arrays = _read(path)
     for key in ("meta", "checksum"):
         if key not in arrays:

@@ -366,7 +366,7 @@ class _RNNBase:
         if self.spec.bidirectional:
             raise ValueError("step() needs a unidirectional model (bidirectional=False); this one is bidirectional")
         x_t = as_float_array("x_t", x_t, self.dtype)
-        if x_t.ndim not in (1, 2):
+        if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.spec.input_size:
             raise ValueError(f"x_t must have shape (B, {self.spec.input_size}) or ({self.spec.input_size},), "
                              f"got {x_t.shape}")
         out, state, _ = self._run(x_t[None], None, hx, "dynamic", None, False, False, False)

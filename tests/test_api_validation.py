@@ -313,3 +313,14 @@ def test_unknown_nonlinearity_is_a_value_error():
     with pytest.raises(ValueError) as e:
         graphrnn.RNN(I, H, nonlinearity="sigmoid")
     message_names(e, "nonlinearity", "sigmoid", "tanh", "relu")
+
+
+def test_step_with_the_wrong_feature_count_names_x_t_and_the_shape_given():
+    with pytest.raises(ValueError, match=r"x_t must have shape \(B, 4\) or \(4,\), got \(2, 3\)"):
+        graphrnn.LSTM(4, 5).step(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("path", [123, None])
+def test_load_of_a_non_path_is_a_type_error_naming_the_argument(path):
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        graphrnn.load(path)

@@ -85,10 +85,10 @@ def test_train_lm_on_a_text_file_saves_a_checkpoint_that_generate_evaluate_and_r
         ]
     )
     assert rc == 0
-    out = capsys.readouterr().out
-    summary = last_json(out)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # --json: stdout holds the JSON object and nothing else
     assert summary["task"] == "lm" and summary["metric"]["name"] == "bits_per_char"
-    assert "samples:" in out and os.path.exists(ckpt)
+    assert "samples:" in captured.err and os.path.exists(ckpt)
     meta = io.load_checkpoint(ckpt).meta
     assert meta["extra"]["source"]["kind"] == "text" and meta["optimizer"]["class"] == "Adam"
 
@@ -98,6 +98,9 @@ def test_train_lm_on_a_text_file_saves_a_checkpoint_that_generate_evaluate_and_r
     )
     text = capsys.readouterr().out.rstrip("\n")
     assert text.startswith("The ") and len(text) == 4 + 25
+
+    assert main(["generate", "--checkpoint", str(ckpt), "--prompt", "Ж", "--length", "3", "--seed", "1"]) == 0
+    assert "vocabulary lacks 'Ж'" in capsys.readouterr().err
 
     assert main(["evaluate", "--checkpoint", str(ckpt), "--json"]) == 0
     evaluated = last_json(capsys.readouterr().out)

@@ -206,9 +206,9 @@ def cli_runs(tmp_path_factory):
 
 def test_distributed_train_prints_once_and_matches_one_process(cli_runs, capsys):
     proc = cli_runs["train2"]
-    lines = proc.stdout.strip().splitlines()
-    assert sum(line.startswith("test accuracy:") for line in lines) == 1, proc.stdout
-    assert sum(line.startswith("{") for line in lines) == 1, "rank 0 alone prints the JSON summary"
+    lines = proc.stdout.strip().splitlines()  # --json: stdout holds the JSON summary, people's lines go to stderr
+    assert sum(line.startswith("test accuracy:") for line in proc.stderr.splitlines()) == 1, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("{"), "rank 0 alone prints the JSON summary"
     two = json.loads(lines[-1])
     assert (two["ranks"], two["task"], two["epochs"]) == (RANKS, "classify", 2)
     assert main(["train", *TRAIN_ARGS, "--save", str(cli_runs["work"] / "one.npz")]) == 0
@@ -267,7 +267,9 @@ with dist.abort_on_error(comm, (ValueError,), "graphrnn test"):
 def test_an_error_on_one_rank_aborts_every_rank_instead_of_hanging():
     cmd = [mpiexec(), "-n", str(RANKS), sys.executable, "-c", ONE_RANK_FAILS]
     proc = subprocess.run(cmd, check=False, env=mpi_env(), capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr
+    # rank 1 asks for status 2; mpiexec usually passes it on, but when it reaps rank 0 (killed by the
+    # abort) first it may report that instead: what is certain is a failure, and rank 1's one-line message
+    assert proc.returncode != 0, proc.stderr
     assert "graphrnn test: error: bad input seen by rank 1 only (rank 1)" in proc.stderr
 
 
