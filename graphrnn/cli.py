@@ -321,7 +321,11 @@ def _train(args, comm) -> int:
     start_epoch = int(extra.get("epochs_done", 0))
     if optimizer is not None and args.lr is not None:
         optimizer.lr = args.lr
-    progress = not args.no_progress
+    # the options both tasks hand their training loop
+    loop = dict(model=model, optimizer=optimizer, cell=args.cell, hidden_size=args.hidden,
+                num_layers=args.layers, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                seed=args.seed, executor=args.executor, start_epoch=start_epoch,
+                progress=not args.no_progress, log=log, comm=comm, check_every=args.check_every)
 
     if task == "lm":
         if args.data:
@@ -343,24 +347,7 @@ def _train(args, comm) -> int:
             f"graphrnn train: lm on {corpus.source.get('kind')} corpus: {len(corpus.train)} train sequences "
             f"({corpus.train_chars:,} chars), {len(corpus.heldout)} held out ({corpus.heldout_chars:,} chars)"
         )
-        result = train.train_lm(
-            corpus,
-            model=model,
-            optimizer=optimizer,
-            cell=args.cell,
-            hidden_size=args.hidden,
-            num_layers=args.layers,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            executor=args.executor,
-            start_epoch=start_epoch,
-            progress=progress,
-            log=log,
-            comm=comm,
-            check_every=args.check_every,
-        )
+        result = train.train_lm(corpus, **loop)
         if not root:
             return 0
         samples = [
@@ -390,26 +377,7 @@ def _train(args, comm) -> int:
             f"{len(test_set)} test series, "
             f"{train_set.dimensions} channels, {len(train_set.class_labels)} classes"
         )
-        result = train.train_classifier(
-            train_set,
-            test_set,
-            model=model,
-            optimizer=optimizer,
-            cell=args.cell,
-            hidden_size=args.hidden,
-            num_layers=args.layers,
-            bidirectional=bool(args.bidirectional),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            executor=args.executor,
-            start_epoch=start_epoch,
-            progress=progress,
-            log=log,
-            comm=comm,
-            check_every=args.check_every,
-        )
+        result = train.train_classifier(train_set, test_set, bidirectional=bool(args.bidirectional), **loop)
         if not root:
             return 0
         say(
@@ -459,7 +427,7 @@ def _train(args, comm) -> int:
 
 
 def _sample_prompts(corpus) -> list[str]:
-    """The stdlib's own openings for the default corpus; for the user's text, openings of its held-out part."""
+    """The stdlib's own openings for the default corpus; for the user's text, its held-out part's openings."""
     if corpus.source.get("kind") == "stdlib":
         return list(SAMPLE_PROMPTS)
     starts = [seq[:8] for seq in (corpus.heldout or corpus.train)[:3] if seq[:8].strip()]
@@ -541,8 +509,6 @@ def cmd_predict(args) -> int:
 
 
 def _predict(args, comm) -> int:
-    import os
-
     from graphrnn import data as gdata
     from graphrnn import distributed as gdist
     from graphrnn import io, train

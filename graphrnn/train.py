@@ -403,6 +403,17 @@ def _check_positive_int(name, value, minimum=1):
     return int(value)
 
 
+def _loop_options(defaults, executor, epochs, batch_size, lr, clip):
+    """The training-loop options both tasks share: None takes the task's default; all are checked."""
+    return (
+        _check_executor(executor),
+        _check_positive_int("epochs", defaults["epochs"] if epochs is None else epochs),
+        _check_positive_int("batch_size", defaults["batch_size"] if batch_size is None else batch_size),
+        defaults["lr"] if lr is None else lr,
+        defaults["clip"] if clip is None else clip,
+    )
+
+
 def _check_executor(executor):
     if executor not in ("dynamic", "static"):
         raise ValueError(f"executor must be 'dynamic' or 'static', got {executor!r}")
@@ -486,11 +497,7 @@ def train_lm(
     ``comm`` (an MPI communicator): data-parallel training, see ``_data_parallel``.
     """
     d = LM_DEFAULTS
-    executor = _check_executor(executor)
-    epochs = _check_positive_int("epochs", d["epochs"] if epochs is None else epochs)
-    batch_size = _check_positive_int("batch_size", d["batch_size"] if batch_size is None else batch_size)
-    lr = d["lr"] if lr is None else lr
-    clip = d["clip"] if clip is None else clip
+    executor, epochs, batch_size, lr, clip = _loop_options(d, executor, epochs, batch_size, lr, clip)
     t0 = time.perf_counter()
     if corpus is None:
         corpus = gdata.stdlib_corpus(d["chunk_len"])
@@ -616,11 +623,7 @@ def train_classifier(
     ``comm`` (an MPI communicator): data-parallel training, see ``_data_parallel``.
     """
     d = CLASSIFY_DEFAULTS
-    executor = _check_executor(executor)
-    epochs = _check_positive_int("epochs", d["epochs"] if epochs is None else epochs)
-    batch_size = _check_positive_int("batch_size", d["batch_size"] if batch_size is None else batch_size)
-    lr = d["lr"] if lr is None else lr
-    clip = d["clip"] if clip is None else clip
+    executor, epochs, batch_size, lr, clip = _loop_options(d, executor, epochs, batch_size, lr, clip)
     t0 = time.perf_counter()
     if model is None:
         mean, std = SequenceClassifier.fit_normalisation(train_set.series)

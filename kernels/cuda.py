@@ -263,28 +263,8 @@ def gemm_f32(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias
     acc = cuda.local.array((GEMM_RM, GEMM_RN), dtype=float32)
     areg = cuda.local.array(GEMM_RM, dtype=float32)
     breg = cuda.local.array(GEMM_RN, dtype=float32)
-    _gemm_tile(
-        a,
-        bm,
-        c,
-        rows,
-        use_rows,
-        trans_a,
-        trans_b,
-        accumulate,
-        bias1,
-        bias2,
-        nbias,
-        M,
-        N,
-        K,
-        bk,
-        zero,
-        sm,
-        acc,
-        areg,
-        breg,
-    )
+    _gemm_tile(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias2, nbias, M, N, K, bk, zero,
+               sm, acc, areg, breg)
 
 
 @cuda.jit(cache=True)
@@ -294,28 +274,8 @@ def gemm_f64(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias
     acc = cuda.local.array((GEMM_RM, GEMM_RN), dtype=float64)
     areg = cuda.local.array(GEMM_RM, dtype=float64)
     breg = cuda.local.array(GEMM_RN, dtype=float64)
-    _gemm_tile(
-        a,
-        bm,
-        c,
-        rows,
-        use_rows,
-        trans_a,
-        trans_b,
-        accumulate,
-        bias1,
-        bias2,
-        nbias,
-        M,
-        N,
-        K,
-        bk,
-        zero,
-        sm,
-        acc,
-        areg,
-        breg,
-    )
+    _gemm_tile(a, bm, c, rows, use_rows, trans_a, trans_b, accumulate, bias1, bias2, nbias, M, N, K, bk, zero,
+               sm, acc, areg, breg)
 
 
 # ============================================================================ gate math, one element
